@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ItemsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "items"
+    verbose_name = "Catalog"

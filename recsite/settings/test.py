@@ -1,0 +1,32 @@
+"""Test settings: only overrides of base.py."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
+
+from .base import *  # noqa: E402,F401,F403
+from .base import BASE_DIR, RECSITE, REST_FRAMEWORK  # noqa: E402
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+RECSITE = {
+    **RECSITE,
+    "ARTIFACTS_DIR": str(BASE_DIR / ".local" / "test-artifacts"),
+    "TRAIN_TIME_BUDGET_S": 5,
+    "SERVING_REFRESH_S": 0,
+}
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {
+        "write": "100000/min",
+        "read_only": "100000/min",
+        "public": "100000/min",
+        "staff": "100000/min",
+    },
+}

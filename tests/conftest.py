@@ -1,0 +1,38 @@
+"""Shared fixtures: API clients authenticated with each kind of key."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from users.models import ApiKey
+from users.services import api_key_create
+
+
+def _client_with(kind: str) -> APIClient:
+    _, raw_key = api_key_create(name=f"test-{kind}", kind=kind)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    return client
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    """A client with no credentials."""
+    return APIClient()
+
+
+@pytest.fixture
+def api_client(db) -> APIClient:
+    """A client with a read-write key."""
+    return _client_with(ApiKey.Kind.WRITE)
+
+
+@pytest.fixture
+def read_only_client(db) -> APIClient:
+    """A client with a read-only key."""
+    return _client_with(ApiKey.Kind.READ_ONLY)
+
+
+@pytest.fixture
+def public_client(db) -> APIClient:
+    """A client with a public (browser) key."""
+    return _client_with(ApiKey.Kind.PUBLIC)

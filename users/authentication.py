@@ -1,0 +1,61 @@
+"""Bearer API-key authentication for the REST API."""
+
+import hashlib
+
+from rest_framework import authentication, exceptions
+
+from users.models import ApiKey
+
+INVALID_KEY = "Invalid or revoked API key."
+
+
+def hash_key(raw_key: str) -> str:
+    """Return the SHA-256 hex digest stored for a key (keys are random, so no salt is needed)."""
+    return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
+
+
+class ApiKeyPrincipal:
+    """The `request.user` of a request authenticated by an API key."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+    is_active = True
+
+    def __init__(self, api_key: ApiKey) -> None:
+        self.api_key = api_key
+        self.pk = None
+        self.username = f"api-key:{api_key.prefix}"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <key>`; `request.auth` is the ApiKey row."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(INVALID_KEY)
+        try:
+            raw_key = header[1].decode("ascii")
+        except UnicodeError as exc:
+            raise exceptions.AuthenticationFailed(INVALID_KEY) from exc
+        if len(raw_key) > 128:
+            raise exceptions.AuthenticationFailed(INVALID_KEY)
+        api_key = (
+            ApiKey.objects.filter(hashed_key=hash_key(raw_key), is_active=True)
+            .only("id", "kind", "prefix", "name")
+            .first()
+        )
+        if api_key is None:
+            raise exceptions.AuthenticationFailed(INVALID_KEY)
+        return ApiKeyPrincipal(api_key), api_key
+
+    def authenticate_header(self, request) -> str:
+        return f'{self.keyword} realm="api"'
