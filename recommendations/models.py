@@ -45,7 +45,8 @@ class Interaction(models.Model):
     )
     value = models.FloatField(null=True, blank=True)
     timestamp = models.DateTimeField(default=timezone.now)
-    event_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # Unique when given (partial unique constraint below): a retried batch is idempotent.
+    event_id = models.CharField(max_length=255, null=True, blank=True)
     recommendation_id = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -54,6 +55,15 @@ class Interaction(models.Model):
         indexes = [
             models.Index(fields=["user", "-timestamp"], name="interaction_user_time"),
             models.Index(fields=["created_at"], name="interaction_created"),
+        ]
+        constraints = [
+            # Partial, so rows without an event id cost no index entry; ingestion
+            # relies on it with `ON CONFLICT (event_id) WHERE event_id IS NOT NULL`.
+            models.UniqueConstraint(
+                fields=["event_id"],
+                condition=Q(event_id__isnull=False),
+                name="interaction_event_id_unique",
+            ),
         ]
 
     def __str__(self) -> str:
