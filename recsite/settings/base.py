@@ -224,6 +224,28 @@ RECSITE = {
     "SERVING_REFRESH_S": float(env("SERVING_REFRESH_S", "3") or 3),
     "MAX_BATCH_ROWS": 10_000,
     "MAX_RECOMMENDATIONS": 100,
+    # Background work (recommendations/tasks.py; docs/background.md).
+    # The hard limit kills a training that ignores its soft limit this much later.
+    "TRAIN_HARD_TIME_LIMIT_MARGIN_S": env_int("TRAIN_HARD_TIME_LIMIT_MARGIN_S", 600),
+    # A training whose heartbeat is older than this is reaped as failed (worker lost).
+    "STALE_RUN_AFTER_S": env_int("STALE_RUN_AFTER_S", 900),
+    # A version queued this long without a worker picking it up is reaped as failed.
+    "STALE_QUEUED_AFTER_S": env_int("STALE_QUEUED_AFTER_S", 6 * 3600),
+    # Failed/rejected versions older than this many days are pruned.
+    "PRUNE_FAILED_AFTER_DAYS": env_int("PRUNE_FAILED_AFTER_DAYS", 14),
+    # Bulk file imports: rows per write, and the largest file POST /api/v1/imports/ takes
+    # (bigger files: `manage.py import_file`).
+    "IMPORT_CHUNK_ROWS": env_int("IMPORT_CHUNK_ROWS", 5000),
+    "IMPORT_MAX_UPLOAD_BYTES": env_int("IMPORT_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024),
+}
+
+# Training time limits, applied to the task wherever it is sent from.
+CELERY_TASK_ANNOTATIONS = {
+    "recommendations.tasks.train_model_task": {
+        "soft_time_limit": RECSITE["TRAIN_SOFT_TIME_LIMIT_S"],
+        "time_limit": RECSITE["TRAIN_SOFT_TIME_LIMIT_S"]
+        + RECSITE["TRAIN_HARD_TIME_LIMIT_MARGIN_S"],
+    }
 }
 
 LOGGING = {
