@@ -109,8 +109,10 @@ class TrainConfig:
     half_life_days: float | None = None
     # item-item model
     ease_max_items: int = 10_000
-    ease_lambdas: tuple[float, ...] = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
-    ease_lambda: float = 400.0  # used when search is off
+    # EASE lambda = factor * mean item popularity (diagonal of X^T X): the optimum
+    # scales with the data, so the grid is relative
+    ease_lambda_factors: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    ease_lambda_factor: float = 4.0  # used when search is off
     knn_shrink: float = 10.0
     neighbors_k: int = 200
     # blend: score = alpha * z(lightfm) + (1 - alpha) * z(item-item)

@@ -1,0 +1,429 @@
+"""Item and user feature matrices for LightFM, reproducible for new items/users.
+
+Item row = identity + categories + tags + attributes + text (TF-IDF of title and
+description over a capped vocabulary); user row = identity + attributes. Each
+metadata group is L1-normalised, the groups share `1 - identity_share` of the row
+weight and the identity feature the rest, so every row sums to 1 (LightFM trains
+more stably on normalised rows). A new item/user has no identity column: its
+metadata part is rescaled to sum to 1.
+
+Fitted state is plain JSON + one float array (no pickle), see `to_state`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+from .types import ItemMetadata
+
+TOKEN_RE = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+class AttributeEncoder:
+    """One-hot categorical values, quantile buckets for numbers."""
+
+    def __init__(
+        self,
+        numeric: dict[str, list[float]] | None = None,
+        categorical: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.numeric = numeric or {}  # key -> bucket edges (inner cut points)
+        self.categorical = categorical or {}  # key -> kept values
+        self._build_names()
+
+    def _build_names(self) -> None:
+        self.names: list[str] = []
+        self._cat_index: dict[tuple[str, str], int] = {}
+        self._num_offset: dict[str, int] = {}
+        for key in sorted(self.numeric):
+            self._num_offset[key] = len(self.names)
+            n_buckets = len(self.numeric[key]) + 1
+            self.names.extend(f"attr:{key}#{b}" for b in range(n_buckets))
+        for key in sorted(self.categorical):
+            for value in self.categorical[key]:
+                self._cat_index[(key, value)] = len(self.names)
+                self.names.append(f"attr:{key}={value}")
+
+    @classmethod
+    def fit(
+        cls, attributes: Sequence[dict], *, buckets: int, max_values: int
+    ) -> AttributeEncoder:
+        """Learn numeric bucket edges and frequent categorical values."""
+        numbers: dict[str, list[float]] = {}
+        counts: dict[str, Counter] = {}
+        non_numeric: set[str] = set()
+        for attrs in attributes:
+            for key, value in (attrs or {}).items():
+                if value is None:
+                    continue
+                if _is_number(value):
+                    if math.isfinite(float(value)):
+                        numbers.setdefault(key, []).append(float(value))
+                    continue
+                non_numeric.add(key)
+                values = value if isinstance(value, (list, tuple)) else [value]
+                counter = counts.setdefault(key, Counter())
+                counter.update(_cat_value(v) for v in values)
+        numeric = {}
+        for key, vals in numbers.items():
+            if key in non_numeric:
+                continue  # mixed types: treat as categorical only
+            arr = np.asarray(vals)
+            qs = np.quantile(arr, np.linspace(0, 1, buckets + 1)[1:-1])
+            numeric[key] = sorted({float(q) for q in qs})
+        categorical = {
+            key: sorted(v for v, _ in counter.most_common(max_values))
+            for key, counter in counts.items()
+        }
+        return cls(numeric, categorical)
+
+    def encode(self, attrs: dict | None) -> tuple[list[int], list[float]]:
+        """Column offsets and weights for one attribute dict."""
+        cols: list[int] = []
+        for key, value in (attrs or {}).items():
+            if value is None:
+                continue
+            if key in self.numeric and _is_number(value):
+                if not math.isfinite(float(value)):
+                    continue
+                bucket = int(np.searchsorted(self.numeric[key], float(value)))
+                cols.append(self._num_offset[key] + bucket)
+                continue
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for v in values:
+                col = self._cat_index.get((key, _cat_value(v)))
+                if col is not None:
+                    cols.append(col)
+        return cols, [1.0] * len(cols)
+
+    def to_state(self) -> dict:
+        """JSON-serialisable state."""
+        return {"numeric": self.numeric, "categorical": self.categorical}
+
+    @classmethod
+    def from_state(cls, state: dict) -> AttributeEncoder:
+        """Inverse of `to_state`."""
+        return cls(state["numeric"], state["categorical"])
+
+
+def _cat_value(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    return str(value).strip().lower()
+
+
+class TextEncoder:
+    """TF-IDF (sublinear tf, l2) over a fixed vocabulary; replays sklearn's maths."""
+
+    def __init__(self, vocabulary: list[str], idf: np.ndarray) -> None:
+        self.vocabulary = list(vocabulary)
+        self.idf = np.asarray(idf, dtype=np.float32)
+        self._index = {w: i for i, w in enumerate(self.vocabulary)}
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], *, max_features: int) -> TextEncoder:
+        """Fit vocabulary and idf with scikit-learn's TfidfVectorizer."""
+        if max_features <= 0 or not any(t.strip() for t in texts):
+            return cls([], np.zeros(0, dtype=np.float32))
+        vec = TfidfVectorizer(
+            max_features=max_features,
+            min_df=2 if len(texts) >= 20 else 1,
+            max_df=0.5 if len(texts) >= 20 else 1.0,
+            stop_words="english",
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        try:
+            vec.fit(texts)
+        except ValueError:  # empty vocabulary after pruning
+            return cls([], np.zeros(0, dtype=np.float32))
+        vocab = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+        return cls(vocab, vec.idf_.astype(np.float32))
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
+
+    def encode(self, text: str) -> tuple[list[int], list[float]]:
+        """Columns and l2-normalised tf-idf weights of one text."""
+        if not self.vocabulary or not text:
+            return [], []
+        counts: Counter = Counter()
+        for token in TOKEN_RE.findall(text.lower()):
+            if token in ENGLISH_STOP_WORDS:
+                continue
+            idx = self._index.get(token)
+            if idx is not None:
+                counts[idx] += 1
+        if not counts:
+            return [], []
+        cols = list(counts)
+        w = np.array([1.0 + math.log(counts[c]) for c in cols]) * self.idf[cols]
+        w /= np.linalg.norm(w) or 1.0
+        return cols, w.tolist()
+
+
+def _normalised_group(cols: list[int], weights: list[float]) -> tuple[list, list]:
+    total = float(sum(weights))
+    if not cols or total <= 0:
+        return [], []
+    return cols, [w / total for w in weights]
+
+
+class ItemFeaturizer:
+    """Builds item feature rows; fitted on the training catalog."""
+
+    def __init__(
+        self,
+        *,
+        n_items: int,
+        categories: list[str],
+        tags: list[str],
+        attributes: AttributeEncoder,
+        text: TextEncoder,
+        identity_share: float,
+    ) -> None:
+        self.n_items = n_items
+        self.categories = list(categories)
+        self.tags = list(tags)
+        self.attributes = attributes
+        self.text = text
+        self.identity_share = float(identity_share)
+        self._cat_index = {c: i for i, c in enumerate(self.categories)}
+        self._tag_index = {t: i for i, t in enumerate(self.tags)}
+        self.cat_offset = n_items
+        self.tag_offset = self.cat_offset + len(self.categories)
+        self.attr_offset = self.tag_offset + len(self.tags)
+        self.text_offset = self.attr_offset + len(self.attributes.names)
+        self.n_features = self.text_offset + len(self.text)
+
+    @classmethod
+    def fit(
+        cls,
+        items: ItemMetadata,
+        *,
+        identity_share: float = 0.5,
+        text_max_features: int = 5000,
+        numeric_buckets: int = 8,
+        max_values_per_attribute: int = 50,
+    ) -> ItemFeaturizer:
+        """Learn vocabularies from the catalog."""
+        cats = sorted({_label(c) for cs in items.categories for c in cs} - {""})
+        tags = sorted({_label(t) for ts in items.tags for t in ts} - {""})
+        attrs = AttributeEncoder.fit(
+            items.attributes, buckets=numeric_buckets, max_values=max_values_per_attribute
+        )
+        texts = [_item_text(t, d) for t, d in zip(items.titles, items.descriptions)]
+        text = TextEncoder.fit(texts, max_features=text_max_features)
+        return cls(
+            n_items=len(items),
+            categories=cats,
+            tags=tags,
+            attributes=attrs,
+            text=text,
+            identity_share=identity_share,
+        )
+
+    def label_columns(self) -> tuple[list[str], np.ndarray]:
+        """Names "category:x"/"tag:x" and their feature columns (for reasons)."""
+        names = [f"category:{c}" for c in self.categories]
+        names += [f"tag:{t}" for t in self.tags]
+        cols = np.arange(self.cat_offset, self.attr_offset, dtype=np.int64)
+        return names, cols
+
+    def _metadata_row(
+        self,
+        title: str,
+        description: str,
+        categories: Iterable[str],
+        tags: Iterable[str],
+        attributes: dict | None,
+    ) -> tuple[list[int], list[float]]:
+        groups = []
+        cols = [
+            self.cat_offset + self._cat_index[c]
+            for c in {_label(c) for c in categories or ()}
+            if c in self._cat_index
+        ]
+        groups.append(_normalised_group(cols, [1.0] * len(cols)))
+        cols = [
+            self.tag_offset + self._tag_index[t]
+            for t in {_label(t) for t in tags or ()}
+            if t in self._tag_index
+        ]
+        groups.append(_normalised_group(cols, [1.0] * len(cols)))
+        a_cols, a_w = self.attributes.encode(attributes)
+        groups.append(_normalised_group([self.attr_offset + c for c in a_cols], a_w))
+        t_cols, t_w = self.text.encode(_item_text(title, description))
+        groups.append(_normalised_group([self.text_offset + c for c in t_cols], t_w))
+        present = [g for g in groups if g[0]]
+        out_cols: list[int] = []
+        out_w: list[float] = []
+        for g_cols, g_w in present:
+            out_cols.extend(g_cols)
+            out_w.extend(w / len(present) for w in g_w)
+        return out_cols, out_w
+
+    def transform(self, items: ItemMetadata, *, identity: bool = True) -> sp.csr_matrix:
+        """Feature matrix [len(items), n_features] for the training catalog order."""
+        indptr = [0]
+        indices: list[int] = []
+        data: list[float] = []
+        for i in range(len(items)):
+            cols, w = self._metadata_row(
+                items.titles[i],
+                items.descriptions[i],
+                items.categories[i],
+                items.tags[i],
+                items.attributes[i],
+            )
+            if identity:
+                share = self.identity_share if cols else 1.0
+                indices.append(i)
+                data.append(share)
+                w = [x * (1.0 - share) for x in w]
+            indices.extend(cols)
+            data.extend(w)
+            indptr.append(len(indices))
+        return sp.csr_matrix(
+            (np.asarray(data, np.float32), np.asarray(indices, np.int32), indptr),
+            shape=(len(items), self.n_features),
+        )
+
+    def transform_new(
+        self,
+        *,
+        title: str = "",
+        description: str = "",
+        categories: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        attributes: dict | None = None,
+    ) -> sp.csr_matrix:
+        """One row for an item unknown to the model (metadata only, sums to 1)."""
+        cols, w = self._metadata_row(title, description, categories, tags, attributes)
+        return sp.csr_matrix(
+            (np.asarray(w, np.float32), np.asarray(cols, np.int32), [0, len(cols)]),
+            shape=(1, self.n_features),
+        )
+
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """JSON part and array part of the fitted state."""
+        state = {
+            "n_items": self.n_items,
+            "categories": self.categories,
+            "tags": self.tags,
+            "attributes": self.attributes.to_state(),
+            "text_vocabulary": self.text.vocabulary,
+            "identity_share": self.identity_share,
+        }
+        return state, {"text_idf": self.text.idf}
+
+    @classmethod
+    def from_state(cls, state: dict, arrays: dict[str, np.ndarray]) -> ItemFeaturizer:
+        """Inverse of `to_state`."""
+        return cls(
+            n_items=int(state["n_items"]),
+            categories=state["categories"],
+            tags=state["tags"],
+            attributes=AttributeEncoder.from_state(state["attributes"]),
+            text=TextEncoder(state["text_vocabulary"], np.asarray(arrays["text_idf"])),
+            identity_share=float(state["identity_share"]),
+        )
+
+
+class UserFeaturizer:
+    """Builds user feature rows: identity + attributes."""
+
+    def __init__(
+        self, *, n_users: int, attributes: AttributeEncoder, identity_share: float
+    ) -> None:
+        self.n_users = n_users
+        self.attributes = attributes
+        self.identity_share = float(identity_share)
+        self.attr_offset = n_users
+        self.n_features = n_users + len(attributes.names)
+
+    @classmethod
+    def fit(
+        cls,
+        attributes: Sequence[dict],
+        *,
+        identity_share: float = 0.5,
+        numeric_buckets: int = 8,
+        max_values_per_attribute: int = 50,
+    ) -> UserFeaturizer:
+        """Learn attribute encodings from the user table."""
+        enc = AttributeEncoder.fit(
+            attributes, buckets=numeric_buckets, max_values=max_values_per_attribute
+        )
+        return cls(n_users=len(attributes), attributes=enc, identity_share=identity_share)
+
+    def transform(self, attributes: Sequence[dict]) -> sp.csr_matrix:
+        """Feature matrix with identity, in user index order."""
+        indptr = [0]
+        indices: list[int] = []
+        data: list[float] = []
+        for u, attrs in enumerate(attributes):
+            cols, w = _normalised_group(*self.attributes.encode(attrs))
+            share = self.identity_share if cols else 1.0
+            indices.append(u)
+            data.append(share)
+            indices.extend(self.attr_offset + c for c in cols)
+            data.extend(x * (1.0 - share) for x in w)
+            indptr.append(len(indices))
+        return sp.csr_matrix(
+            (np.asarray(data, np.float32), np.asarray(indices, np.int32), indptr),
+            shape=(len(attributes), self.n_features),
+        )
+
+    def transform_new(self, attributes: dict | None) -> sp.csr_matrix:
+        """One row for a user unknown to the model (attributes only, sums to 1)."""
+        cols, w = _normalised_group(*self.attributes.encode(attributes))
+        return sp.csr_matrix(
+            (
+                np.asarray(w, np.float32),
+                np.asarray([self.attr_offset + c for c in cols], np.int32),
+                [0, len(cols)],
+            ),
+            shape=(1, self.n_features),
+        )
+
+    def to_state(self) -> dict:
+        """JSON-serialisable state."""
+        return {
+            "n_users": self.n_users,
+            "attributes": self.attributes.to_state(),
+            "identity_share": self.identity_share,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> UserFeaturizer:
+        """Inverse of `to_state`."""
+        return cls(
+            n_users=int(state["n_users"]),
+            attributes=AttributeEncoder.from_state(state["attributes"]),
+            identity_share=float(state["identity_share"]),
+        )
+
+
+def _label(value: Any) -> str:
+    return str(value).strip().lower()
+
+
+def _item_text(title: str | None, description: str | None) -> str:
+    # the title is repeated so its words weigh more than the description's
+    title = title or ""
+    return f"{title} {title} {description or ''}"

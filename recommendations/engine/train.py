@@ -1,0 +1,543 @@
+"""Training: confidence matrix -> validation split -> search -> refit -> bundle.
+
+Model = LightFM hybrid (identity + metadata features, WARP) blended with a sparse
+top-k item-item model (EASE below `ease_max_items`, shrunk cosine above). The
+hyper-parameters (LightFM components/learning rate/regularisation/epochs, EASE
+lambda, blend alpha) are chosen on a per-user random holdout of the training data;
+a few items are held out entirely to measure cold start from metadata.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from lightfm import LightFM
+
+from .dataset import build_matrix, split_per_user
+from .evaluate import evaluate
+from .features import ItemFeaturizer, UserFeaturizer
+from .itemitem import cosine_neighbors, ease_from_gram, gram, prune_dense_top_k
+from .scoring import augmented_stats, batch_blend_scorer, blend_dense, foldin_user
+from .types import ModelBundle, TrainConfig, TrainingData
+
+Progress = Callable[[str, float], None]
+SECONDS_PER_DAY = 86_400.0
+MAX_EVAL_CELLS = 30_000_000  # validation users x items scored per evaluation
+
+
+@dataclass
+class TrainResult:
+    """Output of `train_model`."""
+
+    bundle: ModelBundle
+    params: dict
+    metrics: dict
+    data_stats: dict
+    timings: dict = field(default_factory=dict)
+
+
+class _Progress:
+    """Maps stage-local fractions onto one overall 0..1 bar."""
+
+    STAGES = {  # stage -> (start, end) of the overall bar
+        "prepare": (0.0, 0.05),
+        "item_item_search": (0.05, 0.15),
+        "lightfm_search": (0.15, 0.65),
+        "blend_search": (0.65, 0.7),
+        "refit": (0.7, 0.95),
+        "artifacts": (0.95, 1.0),
+    }
+
+    def __init__(self, callback: Progress | None) -> None:
+        self.callback = callback
+        self.last = 0.0
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        lo, hi = self.STAGES.get(stage, (self.last, self.last))
+        overall = max(self.last, lo + (hi - lo) * min(max(fraction, 0.0), 1.0))
+        self.last = overall
+        if self.callback is not None:
+            self.callback(stage, float(overall))
+
+
+def _lightfm(config: TrainConfig, components: int, lr: float, alpha: float, seed: int):
+    return LightFM(
+        no_components=components,
+        learning_rate=lr,
+        loss=config.loss,
+        item_alpha=alpha,
+        user_alpha=alpha,
+        max_sampled=config.max_sampled,
+        random_state=np.random.RandomState(seed),
+    )
+
+
+def _interactions(x: sp.csr_matrix) -> tuple[sp.coo_matrix, sp.coo_matrix]:
+    """Binary interactions and mean-1 sample weights (same order) for LightFM."""
+    coo = x.tocoo()
+    ones = sp.coo_matrix(
+        (np.ones(coo.nnz, np.float32), (coo.row, coo.col)), shape=x.shape
+    )
+    w = coo.data / max(float(coo.data.mean()), 1e-9) if coo.nnz else coo.data
+    weights = sp.coo_matrix((w.astype(np.float32), (coo.row, coo.col)), shape=x.shape)
+    return ones, weights
+
+
+def _representations(model, item_features, user_features):
+    ib, ie = model.get_item_representations(item_features)
+    ub, ue = model.get_user_representations(user_features)
+    return (
+        ie.astype(np.float32),
+        ib.astype(np.float32),
+        ue.astype(np.float32),
+        ub.astype(np.float32),
+    )
+
+
+def _lf_scorer(item_emb, item_b, user_emb):
+    def scorer(users: np.ndarray) -> np.ndarray:
+        return user_emb[users] @ item_emb.T + item_b[None, :]
+
+    return scorer
+
+
+def _trial_grid(config: TrainConfig) -> list[tuple[int, float, float]]:
+    """Fixed search order: the default first, then one change at a time."""
+    default = (config.components, config.learning_rate, config.item_alpha)
+    grid = [default]
+    for c in config.search_components:
+        grid.append((c, default[1], default[2]))
+    for lr in config.search_learning_rates:
+        grid.append((default[0], lr, default[2]))
+    for a in config.search_alphas:
+        grid.append((default[0], default[1], a))
+    out = []
+    for g in grid:
+        if g not in out:
+            out.append(g)
+    return out
+
+
+def train_model(
+    data: TrainingData,
+    config: TrainConfig | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Fit the hybrid + item-item blend; see the module docstring."""
+    config = config or TrainConfig()
+    report = _Progress(progress)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    report("prepare", 0.0)
+
+    im = build_matrix(data, half_life_days=config.half_life_days)
+    x = im.matrix
+    n_users, n_items = x.shape
+    item_fz = ItemFeaturizer.fit(
+        data.items,
+        identity_share=config.item_identity_share,
+        text_max_features=config.text_max_features,
+        numeric_buckets=config.numeric_buckets,
+        max_values_per_attribute=config.max_values_per_attribute,
+    )
+    user_fz = UserFeaturizer.fit(
+        data.users.attributes,
+        identity_share=config.user_identity_share,
+        numeric_buckets=config.numeric_buckets,
+        max_values_per_attribute=config.max_values_per_attribute,
+    )
+    f_items = item_fz.transform(data.items)
+    f_users = user_fz.transform(data.users.attributes)
+    report("prepare", 0.6)
+    data_stats = {
+        "n_users": n_users,
+        "n_items": n_items,
+        "n_interaction_rows": int(len(data.user_ids)),
+        "n_rows_used": im.n_rows_used,
+        "n_rows_dropped": im.n_rows_dropped,
+        "n_user_item_pairs": int(x.nnz),
+        "n_users_with_interactions": int((np.diff(x.indptr) > 0).sum()),
+        "n_items_with_interactions": int((np.bincount(x.indices, minlength=n_items) > 0).sum()),
+        "n_item_features": int(item_fz.n_features),
+        "n_user_features": int(user_fz.n_features),
+        "density": float(x.nnz / max(n_users * n_items, 1)),
+    }
+    timings["prepare_s"] = time.perf_counter() - t_start
+
+    # ---- validation split: cold items out entirely, then per-user holdout
+    item_counts = np.bincount(x.indices, minlength=n_items)
+    active_items = np.flatnonzero(item_counts > 0)
+    n_cold = int(len(active_items) * config.cold_item_fraction)
+    cold_items = (
+        np.sort(rng.choice(active_items, size=n_cold, replace=False))
+        if n_cold >= 5
+        else np.zeros(0, dtype=np.int64)
+    )
+    cold_mask = np.zeros(n_items, dtype=bool)
+    cold_mask[cold_items] = True
+    x_cold = x[:, cold_items]
+    warm = (x @ sp.diags((~cold_mask).astype(np.float32))).tocsr()
+    warm.eliminate_zeros()
+    train_v, val_v = split_per_user(
+        warm, fraction=config.validation_fraction, seed=config.seed
+    )
+    val_users = np.flatnonzero(np.diff(val_v.indptr) > 0)
+    cap = int(min(config.max_validation_users, MAX_EVAL_CELLS // max(n_items, 1)))
+    if val_users.size > cap:
+        val_users = np.sort(rng.choice(val_users, size=max(cap, 50), replace=False))
+    cold_test = sp.csr_matrix(
+        (x_cold.data, x_cold.indices, x_cold.indptr), shape=x_cold.shape
+    )
+    cold_test = _expand_columns(cold_test, cold_items, n_items)
+    report("prepare", 1.0)
+    deadline = t_start + config.time_budget_s
+    do_search = config.search and val_users.size > 0
+
+    # ---- item-item model (lambda on validation for EASE)
+    t0 = time.perf_counter()
+    use_ease = n_items <= config.ease_max_items
+    train_v_b = _binary_like(train_v)
+    ii_choice: dict = {"model": "ease" if use_ease else "cosine"}
+    if use_ease:
+        g = gram(train_v)
+        diag_mean = float(np.diag(g)[np.diag(g) > 0].mean()) if g.any() else 1.0
+        factors = list(config.ease_lambda_factors) if do_search else []
+        if config.ease_lambda_factor not in factors:
+            factors = [config.ease_lambda_factor] + factors
+        best = (-1.0, config.ease_lambda_factor)
+        for n, f in enumerate(sorted(factors)):
+            if n and time.perf_counter() > deadline:
+                break
+            nb = prune_dense_top_k(ease_from_gram(g, f * diag_mean), config.neighbors_k)
+            if not do_search:
+                best = (0.0, f)
+                break
+            p = evaluate(
+                _ii_scorer(train_v, nb), train_v, val_v, users=val_users, auc_max_users=0
+            )["precision_at_10"]
+            if p > best[0]:
+                best = (p, f)
+            report("item_item_search", (n + 1) / len(factors))
+        ii_choice["lambda_factor"] = best[1]
+        del g
+    else:
+        ii_choice["shrink"] = config.knn_shrink
+    ii_valid = _fit_item_item(train_v, ii_choice, config)
+    timings["item_item_search_s"] = time.perf_counter() - t0
+    report("item_item_search", 1.0)
+
+    # ---- LightFM search with early stopping on validation precision@10
+    t0 = time.perf_counter()
+    ones_v, weights_v = _interactions(train_v)
+    trials = _trial_grid(config) if do_search else [_trial_grid(config)[0]]
+    trials = trials[: max(1, config.search_max_trials)]
+    trial_log = []
+    best_lf: dict = {"precision": -1.0}
+    for t_i, (comp, lr, alpha) in enumerate(trials):
+        if t_i and time.perf_counter() > deadline:
+            break
+        model = _lightfm(config, comp, lr, alpha, config.seed)
+        best_trial = {"precision": -1.0, "epochs": 0}
+        stale = 0
+        for epoch in range(1, config.max_epochs + 1):
+            model.fit_partial(
+                ones_v,
+                user_features=f_users,
+                item_features=f_items,
+                sample_weight=weights_v,
+                epochs=1,
+                num_threads=config.num_threads,
+            )
+            frac = (t_i + epoch / config.max_epochs) / len(trials)
+            report("lightfm_search", frac)
+            last = epoch == config.max_epochs
+            if not do_search:
+                continue
+            if epoch % config.eval_every_epochs and not last:
+                continue
+            reps = _representations(model, f_items, f_users)
+            p = evaluate(
+                _lf_scorer(reps[0], reps[1], reps[2]),
+                train_v,
+                val_v,
+                users=val_users,
+                auc_max_users=0,
+            )["precision_at_10"]
+            if p > best_trial["precision"] + 1e-4:
+                best_trial = {
+                    "precision": p,
+                    "epochs": epoch,
+                    "reps": reps,
+                    "feature_embeddings": (
+                        model.item_embeddings.copy(),
+                        model.item_biases.copy(),
+                    ),
+                }
+                stale = 0
+            else:
+                stale += 1
+            if stale >= config.early_stopping_patience or time.perf_counter() > deadline:
+                break
+        if not do_search:
+            best_trial = {
+                "precision": float("nan"),
+                "epochs": config.max_epochs,
+                "reps": _representations(model, f_items, f_users),
+                "feature_embeddings": (
+                    model.item_embeddings.copy(),
+                    model.item_biases.copy(),
+                ),
+            }
+        trial_log.append(
+            {
+                "components": comp,
+                "learning_rate": lr,
+                "alpha": alpha,
+                "epochs": best_trial["epochs"],
+                "precision_at_10": best_trial["precision"],
+            }
+        )
+        if best_trial["precision"] > best_lf["precision"] or "reps" not in best_lf:
+            best_lf = dict(best_trial, components=comp, learning_rate=lr, alpha=alpha)
+    timings["lightfm_search_s"] = time.perf_counter() - t0
+    report("lightfm_search", 1.0)
+
+    # ---- blend weight on validation
+    t0 = time.perf_counter()
+    ie_v, ib_v, ue_v, _ = best_lf["reps"]
+    scorer_v = batch_blend_scorer(ue_v, ie_v, ib_v, train_v, ii_valid, 0.5)
+    alpha_choice = config.blend_alpha
+    blend_log = {}
+    if do_search:
+        cached = [
+            scorer_v.parts(val_users[s : s + 256]) for s in range(0, val_users.size, 256)
+        ]
+        best_alpha = (-1.0, config.blend_alpha)
+        for a in config.blend_alphas:
+            p = evaluate(
+                _cached_scorer(cached, val_users, a),
+                train_v,
+                val_v,
+                users=val_users,
+                auc_max_users=0,
+                chunk_size=256,
+            )["precision_at_10"]
+            blend_log[str(a)] = p
+            if p > best_alpha[0] + 1e-6:
+                best_alpha = (p, a)
+        alpha_choice = best_alpha[1]
+        del cached
+    report("blend_search", 0.5)
+
+    # validation metrics of the chosen configuration (warm blend, cold LightFM)
+    metrics: dict = {}
+    if val_users.size:
+        final_scorer = batch_blend_scorer(
+            ue_v, ie_v, ib_v, train_v, ii_valid, alpha_choice
+        )
+        metrics.update(evaluate(final_scorer, train_v, val_v, users=val_users))
+        metrics["lightfm_precision_at_10"] = float(best_lf["precision"])
+        if cold_items.size:
+            cold_rows = _cold_item_rows(item_fz, data, cold_items)
+            lf_model_cold = _cold_item_embeddings(best_lf, cold_rows, ie_v, ib_v, cold_items)
+            cold = evaluate(
+                _lf_scorer(lf_model_cold[0], lf_model_cold[1], ue_v),
+                train_v,
+                cold_test,
+                item_subset=cold_items,
+            )
+            metrics.update({f"cold_{k}": v for k, v in cold.items()})
+    timings["blend_search_s"] = time.perf_counter() - t0
+    report("blend_search", 1.0)
+
+    # ---- refit on everything with the chosen parameters
+    t0 = time.perf_counter()
+    epochs = max(1, int(best_lf["epochs"]))
+    model = _lightfm(
+        config, best_lf["components"], best_lf["learning_rate"], best_lf["alpha"], config.seed
+    )
+    ones, weights = _interactions(x)
+    for epoch in range(epochs):
+        model.fit_partial(
+            ones,
+            user_features=f_users,
+            item_features=f_items,
+            sample_weight=weights,
+            epochs=1,
+            num_threads=config.num_threads,
+        )
+        report("refit", 0.8 * (epoch + 1) / epochs)
+    item_emb, item_b, user_emb, user_b = _representations(model, f_items, f_users)
+    neighbors = _fit_item_item(x, ii_choice, config)
+    report("refit", 1.0)
+    timings["refit_s"] = time.perf_counter() - t0
+
+    # ---- serving artifacts
+    t0 = time.perf_counter()
+    label_names, label_cols = item_fz.label_columns()
+    item_labels = f_items[:, label_cols].tocsr()
+    item_labels.data[:] = 1.0
+    item_labels = item_labels.astype(np.float32)
+    popularity = np.bincount(x.indices, minlength=n_items).astype(np.float32)
+    trending = _trending(im, data, config)
+    gram_all = (item_emb.astype(np.float64).T @ item_emb.astype(np.float64)) / max(
+        n_items, 1
+    )
+    foldin_scale = _calibrate_foldin(x, item_emb, user_emb, gram_all, config, rng)
+    chosen = {
+        "components": int(best_lf["components"]),
+        "learning_rate": float(best_lf["learning_rate"]),
+        "alpha": float(best_lf["alpha"]),
+        "epochs": int(epochs),
+        "item_item": ii_choice,
+        "blend_alpha": float(alpha_choice),
+    }
+    params = config.as_dict()
+    params["chosen"] = chosen
+    params["search_trials"] = trial_log
+    params["blend_search"] = blend_log
+    bundle = ModelBundle(
+        item_pks=im.items.pks.copy(),
+        user_pks=im.users.pks.copy(),
+        item_embeddings=item_emb,
+        item_biases=item_b,
+        user_embeddings=user_emb,
+        user_biases=user_b,
+        item_feature_embeddings=model.item_embeddings.astype(np.float32),
+        item_feature_biases=model.item_biases.astype(np.float32),
+        user_feature_embeddings=model.user_embeddings.astype(np.float32),
+        user_feature_biases=model.user_biases.astype(np.float32),
+        neighbors=neighbors,
+        popularity=popularity,
+        trending=trending,
+        item_labels=item_labels,
+        label_names=label_names,
+        label_feature_index=label_cols,
+        item_featurizer=item_fz,
+        user_featurizer=user_fz,
+        params=params,
+        blend={
+            "alpha": float(alpha_choice),
+            "foldin_scale": float(foldin_scale),
+            "foldin_regularization": float(config.foldin_regularization),
+        },
+        metrics=metrics,
+    )
+    if n_items >= config.ann_min_items:
+        from .ann import build_index
+
+        bundle.ann_index = build_index(item_emb, item_b, config)
+    report("artifacts", 1.0)
+    timings["artifacts_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+    return TrainResult(
+        bundle=bundle, params=params, metrics=metrics, data_stats=data_stats, timings=timings
+    )
+
+
+def _binary_like(m: sp.csr_matrix) -> sp.csr_matrix:
+    m = m.copy()
+    m.data[:] = 1.0
+    return m
+
+
+def _fit_item_item(x: sp.csr_matrix, choice: dict, config: TrainConfig) -> sp.csr_matrix:
+    if choice["model"] == "ease":
+        g = gram(x)
+        diag = np.diag(g)
+        diag_mean = float(diag[diag > 0].mean()) if np.any(diag > 0) else 1.0
+        b = ease_from_gram(g, choice["lambda_factor"] * diag_mean)
+        return prune_dense_top_k(b, config.neighbors_k)
+    return cosine_neighbors(x, k=config.neighbors_k, shrink=choice["shrink"])
+
+
+def _ii_scorer(history: sp.csr_matrix, neighbors: sp.csr_matrix):
+    def scorer(users: np.ndarray) -> np.ndarray:
+        return np.asarray((history[users] @ neighbors).toarray())
+
+    return scorer
+
+
+def _cached_scorer(cached: list, users: np.ndarray, alpha: float):
+    """Re-blend precomputed parts (validation users in 256-chunks) for one alpha."""
+    position = {int(u): i for i, u in enumerate(users)}
+
+    def scorer(batch: np.ndarray) -> np.ndarray:
+        first = position[int(batch[0])]
+        return blend_dense(*cached[first // 256], alpha)
+
+    return scorer
+
+
+def _expand_columns(m: sp.csr_matrix, cols: np.ndarray, n: int) -> sp.csr_matrix:
+    coo = m.tocoo()
+    return sp.csr_matrix((coo.data, (coo.row, cols[coo.col])), shape=(m.shape[0], n))
+
+
+def _cold_item_rows(item_fz: ItemFeaturizer, data: TrainingData, cold: np.ndarray):
+    rows = [
+        item_fz.transform_new(
+            title=data.items.titles[i],
+            description=data.items.descriptions[i],
+            categories=data.items.categories[i],
+            tags=data.items.tags[i],
+            attributes=data.items.attributes[i],
+        )
+        for i in cold
+    ]
+    return sp.vstack(rows).tocsr()
+
+
+def _cold_item_embeddings(best_lf, cold_rows, item_emb, item_b, cold_items):
+    """Replace the held-out items' vectors by their metadata-only vectors."""
+    model_emb, model_b = best_lf["feature_embeddings"]
+    emb = item_emb.copy()
+    b = item_b.copy()
+    emb[cold_items] = cold_rows @ model_emb
+    b[cold_items] = cold_rows @ model_b
+    return emb, b
+
+
+def _trending(im, data: TrainingData, config: TrainConfig) -> np.ndarray:
+    """Interactions per item in the last window relative to the item's average rate."""
+    n_items = len(im.items)
+    ts = np.asarray(data.timestamps, dtype=np.float64)
+    if ts.size == 0 or not np.isfinite(ts).any():
+        return np.zeros(n_items, np.float32)
+    idx = im.items.indices(data.item_ids)
+    ok = (idx >= 0) & np.isfinite(ts)
+    idx, ts = idx[ok], ts[ok]
+    t_max, t_min = ts.max(), ts.min()
+    window = config.trending_window_days * SECONDS_PER_DAY
+    recent = np.bincount(idx[ts >= t_max - window], minlength=n_items)
+    total = np.bincount(idx, minlength=n_items)
+    share = window / max(t_max - t_min, window)
+    # positive when an item gets more than its usual share of activity lately
+    return ((recent - share * total) / np.sqrt(share * total + 1.0)).astype(np.float32)
+
+
+def _calibrate_foldin(x, item_emb, user_emb, gram_all, config, rng) -> float:
+    """Least-squares scale mapping fold-in vectors onto the trained user vectors."""
+    users = np.flatnonzero(np.diff(x.indptr) > 0)
+    if users.size == 0:
+        return 1.0
+    users = rng.choice(users, size=min(500, users.size), replace=False)
+    num = den = 0.0
+    for u in users:
+        lo, hi = x.indptr[u], x.indptr[u + 1]
+        f = foldin_user(
+            item_emb,
+            x.indices[lo:hi],
+            x.data[lo:hi],
+            gram_all,
+            x.shape[1],
+            config.foldin_regularization,
+        ).astype(np.float64)
+        num += float(f @ user_emb[u])
+        den += float(f @ f)
+    return num / den if den > 0 else 1.0
