@@ -215,7 +215,8 @@ class ImportJob(TimeStampedModel):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     format = models.CharField(max_length=8, choices=Format.choices)
-    file = models.FileField(upload_to="imports/%Y/%m/%d/", max_length=500)
+    # Empty for `manage.py import_file` runs, which read a local path in place.
+    file = models.FileField(upload_to="imports/%Y/%m/%d/", max_length=500, blank=True)
     original_name = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     bytes_total = models.BigIntegerField(default=0)
@@ -224,6 +225,9 @@ class ImportJob(TimeStampedModel):
     rows_total = models.BigIntegerField(null=True, blank=True)
     accepted = models.BigIntegerField(default=0)
     rejected = models.BigIntegerField(default=0)
+    # Interactions whose event_id was already recorded (neither accepted nor rejected).
+    duplicates = models.BigIntegerField(default=0)
+    # The first rejected rows: [{"line": n, "errors": {field: [message]}}].
     errors = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
