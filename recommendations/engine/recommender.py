@@ -1,0 +1,549 @@
+"""Serving-time scoring: one Recommender per process, read-only after __init__.
+
+All request methods are pure functions of the (immutable) bundle and their
+arguments, so one instance is safe to share between threads. Heavy arrays may be
+memory-mapped. BLAS must run single-threaded in web workers (a 100k x 64 product
+is too small to gain from threads and the threads fight between workers): call
+`pin_single_blas_thread()` once per process or export OPENBLAS_NUM_THREADS=1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dataset import IdMap
+from .scoring import EPS, augmented_stats, foldin_user, lightfm_z_params
+from .types import (
+    ItemOverlay,
+    ItemVector,
+    ModelBundle,
+    Reason,
+    RecommendationResult,
+)
+
+SIMILAR_USER_WEIGHT = 0.3  # weight of the user's own taste in similar_items
+TRENDING_Z = 3.0  # trending score above which a popular item is "trending"
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def pin_single_blas_thread():
+    """Limit BLAS to one thread for this process (returns the threadpoolctl limiter)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+@dataclass(frozen=True)
+class _ItemItem:
+    """Sparse item-item score vector of a history: columns, values, mean, std."""
+
+    cols: np.ndarray
+    values: np.ndarray
+    mu: float
+    sd: float
+    hist: np.ndarray
+    weights: np.ndarray
+
+    def lookup(self, idx: np.ndarray) -> np.ndarray:
+        """Values at item indices (0 where the history has no neighbour)."""
+        if self.cols.size == 0:
+            return np.zeros(idx.shape, dtype=np.float64)
+        pos = np.minimum(np.searchsorted(self.cols, idx), self.cols.size - 1)
+        return np.where(self.cols[pos] == idx, self.values[pos], 0.0)
+
+
+class Recommender:
+    """Scores items for users, sessions and items from one ModelBundle."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        b = bundle
+        self.bundle = b
+        self._items = IdMap.from_pks(b.item_pks)
+        self._users = IdMap.from_pks(b.user_pks)
+        self._alpha = float(b.blend.get("alpha", 0.5))
+        self._foldin_scale = float(b.blend.get("foldin_scale", 1.0))
+        self._foldin_reg = float(b.blend.get("foldin_regularization", 1.0))
+        emb = b.item_embeddings
+        self._lf_mean, self._lf_cov = augmented_stats(emb, b.item_biases)
+        e64 = np.asarray(emb, dtype=np.float64)
+        self._gram = (e64.T @ e64) / max(b.n_items, 1)
+        self._norms = (np.linalg.norm(e64, axis=1) + EPS).astype(np.float32)
+        self._cos_mean, self._cos_cov = augmented_stats(
+            (e64 / self._norms[:, None]).astype(np.float32),
+            np.zeros(b.n_items, dtype=np.float32),
+        )
+        del e64
+        self._nb_indptr = np.asarray(b.neighbors.indptr, dtype=np.int64)
+        self._nb_indices = np.asarray(b.neighbors.indices, dtype=np.int64)
+        self._nb_data = np.asarray(b.neighbors.data, dtype=np.float64)
+        self._pop_order = np.argsort(-np.asarray(b.popularity), kind="stable")
+        self._label_emb = np.asarray(
+            b.item_feature_embeddings[np.asarray(b.label_feature_index)], np.float32
+        )
+        self._label_index = {name: i for i, name in enumerate(b.label_names)}
+        self._trend_cut = TRENDING_Z
+        self._ann = b.ann_index
+        self._ann_candidates = int(b.params.get("ann_candidates", 300))
+
+    # ---- introspection
+    @property
+    def n_users(self) -> int:
+        """Users with a trained vector."""
+        return self.bundle.n_users
+
+    @property
+    def n_items(self) -> int:
+        """Items in the trained catalog."""
+        return self.bundle.n_items
+
+    @property
+    def item_pks(self) -> np.ndarray:
+        """Catalog pks in model index order."""
+        return self.bundle.item_pks
+
+    def knows_user(self, user_pk: int) -> bool:
+        """Whether the user has a trained vector."""
+        return self._users.index_of(int(user_pk)) >= 0
+
+    def knows_item(self, item_pk: int) -> bool:
+        """Whether the item is in the trained catalog."""
+        return self._items.index_of(int(item_pk)) >= 0
+
+    # ---- public requests
+    def recommend(
+        self,
+        *,
+        user_pk: int | None,
+        history_item_pks: np.ndarray | None = None,
+        history_weights: np.ndarray | None = None,
+        user_attributes: dict | None = None,
+        k: int,
+        exclude_item_pks: np.ndarray | None = None,
+        allowed_item_pks: np.ndarray | None = None,
+        overlay: ItemOverlay | None = None,
+    ) -> RecommendationResult:
+        """Top-k items for a user (known, folded in from history, cold, or nobody)."""
+        hist, weights = self._history(history_item_pks, history_weights)
+        u_idx = self._users.index_of(int(user_pk)) if user_pk is not None else -1
+        if u_idx >= 0:
+            uvec = np.asarray(self.bundle.user_embeddings[u_idx], dtype=np.float32)
+            strategy = "personalized"
+        elif hist.size:
+            uvec = self._foldin(hist, weights)
+            strategy = "personalized"
+        elif user_attributes:
+            uvec = self._user_from_attributes(user_attributes)
+            strategy = "cold_user" if uvec is not None else "popular"
+        else:
+            uvec, strategy = None, "popular"
+        if strategy == "popular":
+            return self.popular(
+                k=k, exclude_item_pks=exclude_item_pks, allowed_item_pks=allowed_item_pks
+            )
+        return self._rank(
+            uvec, hist, weights, k, exclude_item_pks, allowed_item_pks, overlay, strategy
+        )
+
+    def session(
+        self,
+        *,
+        item_pks: np.ndarray,
+        k: int,
+        exclude_item_pks: np.ndarray | None = None,
+        allowed_item_pks: np.ndarray | None = None,
+        overlay: ItemOverlay | None = None,
+    ) -> RecommendationResult:
+        """Top-k items for an anonymous visitor from the items they just saw."""
+        hist, weights = self._history(item_pks, None)
+        if hist.size == 0:
+            return self.popular(
+                k=k, exclude_item_pks=exclude_item_pks, allowed_item_pks=allowed_item_pks
+            )
+        uvec = self._foldin(hist, weights)
+        return self._rank(
+            uvec, hist, weights, k, exclude_item_pks, allowed_item_pks, overlay, "session"
+        )
+
+    def similar_items(
+        self,
+        *,
+        item_pk: int | None = None,
+        item_vector: np.ndarray | ItemVector | None = None,
+        k: int,
+        exclude_item_pks: np.ndarray | None = None,
+        allowed_item_pks: np.ndarray | None = None,
+        user_pk: int | None = None,
+        overlay: ItemOverlay | None = None,
+    ) -> RecommendationResult:
+        """Items like a known item (embedding cosine + neighbours) or a new vector."""
+        idx = self._items.index_of(int(item_pk)) if item_pk is not None else -1
+        exclude = _as_pks(exclude_item_pks)
+        if item_pk is not None:
+            exclude = np.append(exclude, np.int64(item_pk))
+        if idx >= 0:
+            q = np.asarray(self.bundle.item_embeddings[idx], dtype=np.float32)
+            ii = self._itemitem(np.array([idx]), np.array([1.0]))
+        else:
+            if isinstance(item_vector, ItemVector):
+                q = np.asarray(item_vector.vector, dtype=np.float32)
+            elif item_vector is not None:
+                q = np.asarray(item_vector, dtype=np.float32)
+            elif overlay is not None and item_pk is not None and item_pk in set(
+                overlay.pks.tolist()
+            ):
+                q = overlay.vectors[int(np.flatnonzero(overlay.pks == item_pk)[0])]
+            else:
+                return self.popular(
+                    k=k, exclude_item_pks=exclude, allowed_item_pks=allowed_item_pks
+                )
+            ii = None
+        u_idx = self._users.index_of(int(user_pk)) if user_pk is not None else -1
+        uvec = (
+            np.asarray(self.bundle.user_embeddings[u_idx], np.float32) if u_idx >= 0 else None
+        )
+        qn = q / (float(np.linalg.norm(q)) + EPS)
+        cand = self._candidates(
+            np.append(qn, 0.0).astype(np.float32), ii, allowed_item_pks, k, exclude
+        )
+        emb = self.bundle.item_embeddings
+        cos_mu, cos_sd = lightfm_z_params(qn[None, :], self._cos_mean, self._cos_cov)
+
+        def score(vecs: np.ndarray, norms: np.ndarray, biases: np.ndarray, ii_vals):
+            z = ((vecs @ qn) / norms - cos_mu[0]) / cos_sd[0]
+            if ii is not None:
+                z = self._alpha * z + (1 - self._alpha) * (ii_vals - ii.mu) / ii.sd
+            if uvec is not None:
+                lf_mu, lf_sd = lightfm_z_params(uvec[None, :], self._lf_mean, self._lf_cov)
+                z = z + SIMILAR_USER_WEIGHT * ((vecs @ uvec + biases) - lf_mu[0]) / lf_sd[0]
+            return z
+
+        if cand is None:
+            s = score(emb, self._norms, self.bundle.item_biases, _lookup_all(ii, self.n_items))
+        else:
+            s = score(
+                emb[cand], self._norms[cand], self.bundle.item_biases[cand],
+                ii.lookup(cand) if ii is not None else 0.0,
+            )
+        o_scores = None
+        if overlay is not None and len(overlay):
+            ov = np.asarray(overlay.vectors, np.float32)
+            o_norms = np.linalg.norm(ov, axis=1) + EPS
+            o_ii = (0.0 - ii.mu) if ii is not None else 0.0
+            o_scores = score(ov, o_norms, np.asarray(overlay.biases), o_ii)
+        pks, scores, sources = self._select(
+            cand, s, k, exclude, allowed_item_pks, overlay, o_scores
+        )
+        ref = int(item_pk) if item_pk is not None else None
+        reasons = [Reason("similar_to", item_pk=ref) for _ in range(len(pks))]
+        return RecommendationResult(pks, scores, reasons, "content")
+
+    def popular(
+        self,
+        *,
+        k: int,
+        exclude_item_pks: np.ndarray | None = None,
+        allowed_item_pks: np.ndarray | None = None,
+    ) -> RecommendationResult:
+        """Most popular items (with a trending reason where it applies)."""
+        valid = np.ones(self.n_items, dtype=bool)
+        if allowed_item_pks is not None:
+            valid[:] = False
+            a = self._items.indices(_as_pks(allowed_item_pks))
+            valid[a[a >= 0]] = True
+        ex = self._items.indices(_as_pks(exclude_item_pks))
+        valid[ex[ex >= 0]] = False
+        order = self._pop_order[valid[self._pop_order]][: max(k, 0)]
+        trending = np.asarray(self.bundle.trending)[order]
+        reasons = [
+            Reason("trending" if t > self._trend_cut else "popular") for t in trending
+        ]
+        return RecommendationResult(
+            self.bundle.item_pks[order].astype(np.int64),
+            np.asarray(self.bundle.popularity)[order].astype(np.float32),
+            reasons,
+            "popular",
+        )
+
+    def item_vector_from_metadata(
+        self,
+        *,
+        title: str = "",
+        description: str = "",
+        categories: list[str] | None = None,
+        tags: list[str] | None = None,
+        attributes: dict | None = None,
+    ) -> ItemVector:
+        """Embedding and bias of a NEW item from its metadata features."""
+        row = self.bundle.item_featurizer.transform_new(
+            title=title,
+            description=description,
+            categories=categories or (),
+            tags=tags or (),
+            attributes=attributes,
+        )
+        vec = np.asarray(row @ self.bundle.item_feature_embeddings, np.float32).ravel()
+        bias = float(np.asarray(row @ self.bundle.item_feature_biases).ravel()[0])
+        return ItemVector(vector=vec, bias=bias)
+
+    # ---- internals
+    def _history(
+        self, pks: np.ndarray | None, weights: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Known history item indices and log1p-compressed summed weights."""
+        if pks is None:
+            return _EMPTY, np.zeros(0)
+        pks = _as_pks(pks)
+        if pks.size == 0:
+            return _EMPTY, np.zeros(0)
+        w = (
+            np.ones(pks.size)
+            if weights is None
+            else np.asarray(weights, dtype=np.float64).ravel()
+        )
+        idx = self._items.indices(pks)
+        ok = idx >= 0
+        idx, w = idx[ok], w[ok]
+        if idx.size == 0:
+            return _EMPTY, np.zeros(0)
+        uniq, inv = np.unique(idx, return_inverse=True)
+        total = np.bincount(inv, weights=w, minlength=uniq.size)
+        # same sub-linear accumulation as the training matrix
+        keep = total > 0
+        return uniq[keep], np.log1p(total[keep])
+
+    def _foldin(self, hist: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        u = foldin_user(
+            self.bundle.item_embeddings,
+            hist,
+            weights,
+            self._gram,
+            self.n_items,
+            self._foldin_reg,
+        )
+        return (u * self._foldin_scale).astype(np.float32)
+
+    def _user_from_attributes(self, attributes: dict) -> np.ndarray | None:
+        row = self.bundle.user_featurizer.transform_new(attributes)
+        if row.nnz == 0:
+            return None
+        return np.asarray(row @ self.bundle.user_feature_embeddings, np.float32).ravel()
+
+    def _itemitem(self, hist: np.ndarray, weights: np.ndarray) -> _ItemItem | None:
+        if hist.size == 0:
+            return None
+        starts, ends = self._nb_indptr[hist], self._nb_indptr[hist + 1]
+        lengths = ends - starts
+        total = int(lengths.sum())
+        if total == 0:
+            return None
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        pos = np.arange(total) + offsets
+        cols = self._nb_indices[pos]
+        vals = self._nb_data[pos] * np.repeat(weights, lengths)
+        uniq, inv = np.unique(cols, return_inverse=True)
+        summed = np.bincount(inv, weights=vals, minlength=uniq.size)
+        n = self.n_items
+        mu = summed.sum() / n
+        sd = float(np.sqrt(max((summed**2).sum() / n - mu**2, 0.0))) + EPS
+        return _ItemItem(uniq, summed, float(mu), sd, hist, weights)
+
+    def _candidates(
+        self,
+        query: np.ndarray,
+        ii: _ItemItem | None,
+        allowed_item_pks: np.ndarray | None,
+        k: int,
+        exclude: np.ndarray,
+    ) -> np.ndarray | None:
+        """Item indices to score exactly, or None for the whole catalog."""
+        if allowed_item_pks is not None:
+            a = self._items.indices(_as_pks(allowed_item_pks))
+            return np.unique(a[a >= 0])
+        if self._ann is None:
+            return None
+        n_ann = min(self.n_items, max(self._ann_candidates, 3 * k + exclude.size))
+        labels, _ = self._ann.knn_query(query[None, :], k=n_ann, num_threads=1)
+        parts = [labels[0].astype(np.int64)]
+        if ii is not None:
+            top_ii = ii.cols[np.argsort(-ii.values)[: max(self._ann_candidates, 3 * k)]]
+            parts.append(top_ii)
+        return np.unique(np.concatenate(parts))
+
+    def _rank(
+        self,
+        uvec: np.ndarray,
+        hist: np.ndarray,
+        weights: np.ndarray,
+        k: int,
+        exclude_item_pks: np.ndarray | None,
+        allowed_item_pks: np.ndarray | None,
+        overlay: ItemOverlay | None,
+        strategy: str,
+    ) -> RecommendationResult:
+        ii = self._itemitem(hist, weights)
+        alpha = self._alpha if ii is not None else 1.0
+        exclude = _as_pks(exclude_item_pks)
+        lf_mu, lf_sd = lightfm_z_params(uvec[None, :], self._lf_mean, self._lf_cov)
+        lf_mu, lf_sd = float(lf_mu[0]), float(lf_sd[0])
+        emb, bias = self.bundle.item_embeddings, self.bundle.item_biases
+        query = np.append(uvec, 1.0).astype(np.float32)
+        cand = self._candidates(query, ii, allowed_item_pks, k, exclude)
+        for attempt in range(2):
+            if cand is None:
+                lf = emb @ uvec + bias
+                z_ii = (_lookup_all(ii, self.n_items) - ii.mu) / ii.sd if ii else 0.0
+            else:
+                lf = emb[cand] @ uvec + bias[cand]
+                z_ii = (ii.lookup(cand) - ii.mu) / ii.sd if ii else 0.0
+            s = alpha * (lf - lf_mu) / lf_sd + (1 - alpha) * z_ii
+            o_scores = None
+            if overlay is not None and len(overlay):
+                o_lf = np.asarray(overlay.vectors, np.float32) @ uvec + np.asarray(
+                    overlay.biases
+                )
+                o_ii = (0.0 - ii.mu) / ii.sd if ii else 0.0
+                o_scores = alpha * (o_lf - lf_mu) / lf_sd + (1 - alpha) * o_ii
+            pks, scores, sources = self._select(
+                cand, s, k, exclude, allowed_item_pks, overlay, o_scores
+            )
+            # the ANN pool can run dry under heavy exclusions: score everything
+            if len(pks) >= k or cand is None or allowed_item_pks is not None:
+                break
+            cand = None
+        reasons = self._reasons(pks, sources, uvec, ii, overlay)
+        return RecommendationResult(pks, scores, reasons, strategy)
+
+    def _select(
+        self,
+        cand: np.ndarray | None,
+        s: np.ndarray,
+        k: int,
+        exclude: np.ndarray,
+        allowed_item_pks: np.ndarray | None,
+        overlay: ItemOverlay | None,
+        o_scores: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k pks/scores over catalog candidates + overlay; sources >= 0 are
+        catalog indices, < 0 are -(overlay position + 1)."""
+        s = np.array(s, dtype=np.float64, copy=True)
+        idx = np.arange(self.n_items) if cand is None else cand
+        if exclude.size:
+            ex = self._items.indices(exclude)
+            ex = ex[ex >= 0]
+            if cand is None:
+                s[ex] = -np.inf
+            else:
+                s[np.isin(cand, ex)] = -np.inf
+        sources = idx
+        all_scores = s
+        if o_scores is not None:
+            ok = ~np.isin(overlay.pks, exclude)
+            ok &= ~np.isin(overlay.pks, self.bundle.item_pks)  # trained copy wins
+            if allowed_item_pks is not None:
+                ok &= np.isin(overlay.pks, _as_pks(allowed_item_pks))
+            o = np.where(ok, np.asarray(o_scores, np.float64), -np.inf)
+            sources = np.concatenate([idx, -(np.arange(len(overlay)) + 1)])
+            all_scores = np.concatenate([s, o])
+        all_scores[~np.isfinite(all_scores)] = -np.inf
+        n_valid = int(np.isfinite(all_scores).sum())
+        kk = min(k, n_valid)
+        if kk <= 0:
+            return _EMPTY.copy(), np.zeros(0, np.float32), _EMPTY.copy()
+        top = np.argpartition(-all_scores, kk - 1)[:kk]
+        top = top[np.argsort(-all_scores[top], kind="stable")]
+        src = sources[top]
+        pks = np.where(
+            src >= 0,
+            self.bundle.item_pks[np.maximum(src, 0)],
+            overlay.pks[np.maximum(-src - 1, 0)] if overlay is not None else 0,
+        ).astype(np.int64)
+        return pks, all_scores[top].astype(np.float32), src
+
+    def _reasons(
+        self,
+        pks: np.ndarray,
+        sources: np.ndarray,
+        uvec: np.ndarray,
+        ii: _ItemItem | None,
+        overlay: ItemOverlay | None,
+    ) -> list[Reason]:
+        """because_you_interacted (top contributing history item), else best
+        matching category/tag under the user's vector, else popular."""
+        contributor = self._top_contributors(sources, ii)
+        label_scores = self._label_emb @ uvec
+        labels = self.bundle.item_labels
+        out: list[Reason] = []
+        for n, src in enumerate(sources):
+            h = contributor[n]
+            if h >= 0:
+                out.append(
+                    Reason("because_you_interacted", item_pk=int(self.bundle.item_pks[h]))
+                )
+                continue
+            if src >= 0:
+                lab = labels.indices[labels.indptr[src] : labels.indptr[src + 1]]
+            elif overlay is not None:
+                o = -src - 1
+                names = [f"category:{c.strip().lower()}" for c in overlay.categories[o]]
+                names += [f"tag:{t.strip().lower()}" for t in overlay.tags[o]]
+                lab = np.array(
+                    [self._label_index[x] for x in names if x in self._label_index],
+                    dtype=np.int64,
+                )
+            else:
+                lab = _EMPTY
+            if lab.size:
+                best = int(lab[np.argmax(label_scores[lab])])
+                if label_scores[best] > 0:
+                    kind, _, name = self.bundle.label_names[best].partition(":")
+                    out.append(
+                        Reason(
+                            "matches_category" if kind == "category" else "matches_tag",
+                            label=name,
+                        )
+                    )
+                    continue
+            out.append(Reason("popular"))
+        return out
+
+    def _top_contributors(self, sources: np.ndarray, ii: _ItemItem | None) -> np.ndarray:
+        """For each source item, the history item with the largest neighbour weight."""
+        out = np.full(len(sources), -1, dtype=np.int64)
+        if ii is None or len(sources) == 0:
+            return out
+        starts = self._nb_indptr[ii.hist]
+        lengths = self._nb_indptr[ii.hist + 1] - starts
+        total = int(lengths.sum())
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        pos = np.arange(total) + offsets
+        cols = self._nb_indices[pos]
+        contrib = self._nb_data[pos] * np.repeat(ii.weights, lengths)
+        rows = np.repeat(ii.hist, lengths)
+        wanted = np.isin(cols, sources[sources >= 0])
+        cols, contrib, rows = cols[wanted], contrib[wanted], rows[wanted]
+        if cols.size == 0:
+            return out
+        order = np.lexsort((contrib, cols))  # last of each column group = max
+        cols, contrib, rows = cols[order], contrib[order], rows[order]
+        last = np.r_[cols[1:] != cols[:-1], True]
+        best_col, best_row, best_val = cols[last], rows[last], contrib[last]
+        pos = np.searchsorted(best_col, sources)
+        pos = np.minimum(pos, best_col.size - 1)
+        hit = (sources >= 0) & (best_col[pos] == sources) & (best_val[pos] > 0)
+        out[hit] = best_row[pos[hit]]
+        return out
+
+
+def _as_pks(pks) -> np.ndarray:
+    if pks is None:
+        return _EMPTY
+    return np.asarray(pks, dtype=np.int64).ravel()
+
+
+def _lookup_all(ii: _ItemItem | None, n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=np.float64)
+    if ii is not None:
+        out[ii.cols] = ii.values
+    return out
