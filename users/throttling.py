@@ -2,6 +2,7 @@
 
 import logging
 
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from users.permissions import request_key
@@ -29,6 +30,11 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         except Exception:  # Redis down: keep serving rather than fail closed
             logger.warning("throttle cache unavailable; request allowed", exc_info=True)
             return True
+
+    def get_rate(self):
+        # DRF binds THROTTLE_RATES at import; reading it per request honours
+        # override_settings and a settings reload.
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
 
     def get_cache_key(self, request, view):
         api_key = request_key(request)
