@@ -1,0 +1,1 @@
+"""The machinery of benchmarks/run.py (database, server, load, phases, report)."""
