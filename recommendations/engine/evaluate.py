@@ -128,3 +128,60 @@ def _empty(k: int) -> dict[str, float]:
         "coverage": nan,
         "n_users": 0,
     }
+
+
+def holdout_pairs(
+    user_index: np.ndarray,
+    item_index: np.ndarray,
+    n_users: int,
+    n_items: int,
+    *,
+    fraction: float = 0.25,
+    seed: int = 0,
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Binary per-user random holdout of distinct (user, item) pairs."""
+    from .dataset import split_per_user
+
+    m = sp.csr_matrix(
+        (np.ones(len(user_index), np.float32), (user_index, item_index)),
+        shape=(n_users, n_items),
+    )
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return split_per_user(m, fraction=fraction, seed=seed)
+
+
+def evaluate_top_lists(
+    recommend: Callable[[int], np.ndarray],
+    test: sp.csr_matrix,
+    *,
+    k: int = 10,
+    users: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Precision/recall/NDCG@k and coverage of per-user top-k index lists.
+
+    `recommend(user_index)` returns ranked item indices (already excluding the
+    user's training items); this evaluates a serving object exactly as it serves.
+    """
+    test = test.tocsr()
+    if users is None:
+        users = np.flatnonzero(np.diff(test.indptr) > 0)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    prec, rec, ndcg = [], [], []
+    recommended = np.zeros(test.shape[1], dtype=bool)
+    for u in users:
+        top = np.asarray(recommend(int(u)), dtype=np.int64)[:k]
+        truth = test.indices[test.indptr[u] : test.indptr[u + 1]]
+        recommended[top] = True
+        hits = np.isin(top, truth)
+        prec.append(hits.sum() / k)
+        rec.append(hits.sum() / truth.size)
+        ideal = discounts[: min(truth.size, k)].sum()
+        ndcg.append((hits * discounts[: hits.size]).sum() / ideal)
+    return {
+        f"precision_at_{k}": float(np.mean(prec)),
+        f"recall_at_{k}": float(np.mean(rec)),
+        f"ndcg_at_{k}": float(np.mean(ndcg)),
+        "coverage": float(recommended.mean()),
+        "n_users": int(len(users)),
+    }

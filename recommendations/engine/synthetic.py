@@ -308,3 +308,25 @@ def to_training_data(
         items=item_metadata(log),
         users=user_metadata(log),
     )
+
+
+INTERACTION_ONLY = (InteractionTypeSpec(1, "interaction", 1.0, True),)
+
+
+def training_data_from_pairs(log: InteractionLog, pairs) -> TrainingData:
+    """TrainingData with one positive row per nonzero (user, item) of `pairs`.
+
+    Used by the quality benchmark's "every interaction is a positive" protocol.
+    """
+    coo = pairs.tocoo()
+    n = coo.nnz
+    return TrainingData(
+        user_ids=coo.row.astype(np.int64) + 1,
+        item_ids=coo.col.astype(np.int64) + 1,
+        type_ids=np.ones(n, dtype=np.int64),
+        values=np.full(n, np.nan, dtype=np.float32),
+        timestamps=np.full(n, START_TS, dtype=np.float64),
+        types=INTERACTION_ONLY,
+        items=item_metadata(log),
+        users=user_metadata(log),
+    )
