@@ -30,3 +30,12 @@ REST_FRAMEWORK = {
         "staff": "100000/min",
     },
 }
+
+# Several pytest runs may share one PostgreSQL server (parallel developers, CI
+# re-runs): give each run its own test database unless one is named explicitly.
+from .base import DATABASES  # noqa: E402
+
+DATABASES["default"]["TEST"] = {
+    "NAME": os.environ.get("TEST_DATABASE_NAME")
+    or f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
+}
