@@ -1,0 +1,1 @@
+"""Recommendation selectors, split by topic (one module per topic)."""

@@ -1,0 +1,1 @@
+"""Recommendation services, split by topic (one module per topic)."""

@@ -1,0 +1,997 @@
+"""The per-process holder of the active model, and request-time recommendation.
+
+One `Recommender` per process, loaded from memory-mapped artifacts and swapped by
+replacing one reference (`_holder.model`) when the active version changes. Which
+version is active is checked at most every `RECSITE["SERVING_REFRESH_S"]` seconds
+against a Redis key the registry publishes on activation (one indexed database
+query when Redis is down or the key is missing). A request takes one local
+reference to the loaded model and uses it to the end, so a swap never mixes two
+versions inside one response.
+
+Real time without retraining: the user's history is read at request time (seen
+items drop out, the user vector is folded in), items created after training get
+vectors from their metadata (an `ItemOverlay` refreshed every few seconds), and
+business rules, hiding and availability come from the current database state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+
+from recommendations.selectors import serving as db
+from recommendations.selectors.rules import (
+    Candidate,
+    Rule,
+    apply_business_rules,
+    blocked_item_pks,
+    business_rules_active,
+    business_rules_signature,
+    pinned_item_pks,
+    rule_from_model,
+    rules_in_effect,
+)
+from recommendations.selectors.training import item_metadata_snapshot
+
+if TYPE_CHECKING:
+    from recommendations.engine.recommender import Recommender
+    from recommendations.engine.types import ItemOverlay, RecommendationResult
+
+logger = logging.getLogger(__name__)
+
+# History read per request: the newest HISTORY_LIMIT rows shape the user vector;
+# every item among the newest SEEN_LIMIT rows is excluded as already seen.
+HISTORY_LIMIT = 200
+SEEN_LIMIT = 2000
+# Over-fetch so that filtering (hidden, blocked, diversity) still fills the page.
+OVERFETCH = 3
+MAX_FETCH_ROUNDS = 4
+# Small per-process caches (seconds).
+POPULAR_CACHE_S = 5.0
+LABEL_CACHE_S = 10.0
+UNAVAILABLE_CACHE_S = 5.0
+TYPES_CACHE_S = 30.0
+RETRY_FAILED_LOAD_S = 60.0
+REDIS_RETRY_S = 5.0
+# A Redis key that could not be updated is trusted at most this long.
+ACTIVE_KEY_TTL_S = 60
+OVERLAY_MAX_ITEMS = 100_000
+# Overlay refreshes re-read rows updated slightly before the last refresh
+# (commit delays, clock differences).
+OVERLAY_MARGIN_S = 5.0
+POPULAR_MIN_POOL = 500
+
+STRATEGY_POPULAR = "popular"
+REASON_TEXT = {
+    "because_you_interacted": "Because you liked {title}",
+    "similar_to": "Similar to {title}",
+    "matches_category": "Matches category {label}",
+    "matches_tag": "Matches tag {label}",
+    "popular": "Popular right now",
+    "trending": "Trending now",
+    "pinned": "Featured",
+    "new": "New in the catalog",
+}
+REASON_FALLBACK = "Recommended for you"
+
+
+class ItemNotFound(Exception):
+    """The item id of a similar-items request does not exist."""
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+def _db_scope() -> str:
+    # Keys are per database so a test run and a dev server sharing Redis never mix.
+    return str(connection.settings_dict.get("NAME") or "default")
+
+
+def _key(name: str) -> str:
+    return f"serving:{_db_scope()}:{name}"
+
+
+_redis_down_until = 0.0
+
+
+def _redis(op: Callable[[], Any], default: Any = None) -> Any:
+    """Run a cache operation; if Redis is down, skip it for a few seconds."""
+    global _redis_down_until
+    if time.monotonic() < _redis_down_until:
+        return default
+    try:
+        return op()
+    except Exception as exc:  # noqa: BLE001 - any Redis failure means "use the DB"
+        logger.warning("redis unavailable for serving (%s); using the database", exc)
+        _redis_down_until = time.monotonic() + REDIS_RETRY_S
+        return default
+
+
+def active_version_publish(version_id: int | None) -> None:
+    """Tell every serving process which version is active (0 = none)."""
+    _redis(lambda: cache.set(_key("active"), int(version_id or 0), ACTIVE_KEY_TTL_S))
+
+
+def active_version_forget() -> None:
+    """Drop the published active version so the next check asks the database."""
+    _redis(lambda: cache.delete(_key("active")))
+
+
+def rules_generation_bump() -> None:
+    """Invalidate every process's business-rule cache."""
+    _redis(lambda: cache.set(_key("rules"), uuid.uuid4().hex, None))
+
+
+# --------------------------------------------------------------------- the holder
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One loaded version; immutable, so a request can hold it safely."""
+
+    version_id: int
+    artifact_path: str
+    recommender: Recommender
+    loaded_at: datetime
+    known_max_item_pk: int
+
+
+@dataclass(frozen=True)
+class OverlayState:
+    """New items' vectors for one loaded version (replaced, never mutated)."""
+
+    version_id: int
+    max_pk: int
+    refreshed_at: float
+    refreshed_wall: datetime | None
+    vectors: dict = field(default_factory=dict)  # pk -> (ItemVector, cats, tags)
+    overlay: Any = None  # ItemOverlay or None when empty
+
+
+class _Holder:
+    def __init__(self) -> None:
+        self.model: LoadedModel | None = None
+        self.overlay: OverlayState | None = None
+        self.checked_at = -1e18
+        self.overlay_lock = threading.Lock()
+        self.load_lock = threading.Lock()
+        self.check_lock = threading.Lock()
+        self.active_id: int | None = None  # what the database says is active
+        self.error: str | None = None
+        self.failed: dict[int, tuple[float, str]] = {}
+
+
+_holder = _Holder()
+
+
+def _refresh_s() -> float:
+    return float(settings.RECSITE.get("SERVING_REFRESH_S", 3))
+
+
+def _active_version() -> tuple[int, str] | None:
+    """The active (id, artifact path): Redis first, the database when unsure."""
+    published = _redis(lambda: cache.get(_key("active")))
+    model = _holder.model
+    if published is not None:
+        if model is not None and int(published) == model.version_id:
+            return model.version_id, model.artifact_path
+        if int(published) == 0 and _holder.active_id is None:
+            return None
+    row = db.active_model_version_row()
+    truth = row[0] if row else 0
+    if published is None or int(published) != truth:
+        # add(): never overwrite a newer value an activation published meanwhile.
+        _redis(lambda: cache.add(_key("active"), truth, ACTIVE_KEY_TTL_S))
+    return row
+
+
+def _load(version_id: int, path: str) -> LoadedModel:
+    from recommendations.engine.artifacts import load_artifacts
+    from recommendations.engine.recommender import Recommender
+
+    bundle = load_artifacts(path, mmap=True)
+    recommender = Recommender(bundle)
+    item_pks = np.asarray(recommender.item_pks)
+    return LoadedModel(
+        version_id=version_id,
+        artifact_path=path,
+        recommender=recommender,
+        loaded_at=timezone.now(),
+        known_max_item_pk=int(item_pks.max()) if item_pks.size else 0,
+    )
+
+
+def current_model() -> LoadedModel | None:
+    """The loaded active model (checked at most every SERVING_REFRESH_S), or None."""
+    holder = _holder
+    now = time.monotonic()
+    if now - holder.checked_at < _refresh_s():
+        return holder.model
+    with holder.check_lock:
+        if time.monotonic() - holder.checked_at < _refresh_s():
+            return holder.model
+        holder.checked_at = time.monotonic()
+    active = _active_version()
+    if active is None:
+        holder.active_id = None
+        holder.error = None
+        if holder.model is not None:
+            logger.info("no active model version any more: serving popularity")
+        holder.model = None
+        return None
+    version_id, path = active
+    holder.active_id = version_id
+    model = holder.model
+    if model is not None and model.version_id == version_id:
+        holder.error = None
+        return model
+    failed = holder.failed.get(version_id)
+    if failed is not None and time.monotonic() - failed[0] < RETRY_FAILED_LOAD_S:
+        return model
+    # Load outside any lock that requests wait on; one loader at a time.
+    if not holder.load_lock.acquire(blocking=False):
+        return model
+    try:
+        try:
+            loaded = _load(version_id, path)
+        except Exception as exc:  # noqa: BLE001 - never a 500: keep what we have
+            message = (
+                f"version {version_id} failed to load: {type(exc).__name__}: {exc}"
+            )
+            logger.exception("serving: %s", message)
+            holder.failed[version_id] = (time.monotonic(), message)
+            holder.error = message
+            return model
+        holder.failed.pop(version_id, None)
+        holder.error = None
+        holder.model = loaded  # the one reference swap
+        logger.info("serving model version %s from %s", version_id, path)
+        return loaded
+    finally:
+        holder.load_lock.release()
+
+
+def model_health() -> dict:
+    """Serving state for /api/v1/health/: status ok/fallback/error/none."""
+    model = current_model()
+    holder = _holder
+    active_id = holder.active_id
+    if active_id is None:
+        return {
+            "status": "none",
+            "version": None,
+            "loaded_at": None,
+            "error": None,
+            "strategy": STRATEGY_POPULAR,
+        }
+    failure = holder.failed.get(active_id)
+    if model is not None and model.version_id == active_id:
+        return {
+            "status": "ok",
+            "version": model.version_id,
+            "loaded_at": model.loaded_at.isoformat(),
+            "error": None,
+        }
+    error = failure[1] if failure else holder.error or "active version not loaded yet"
+    if model is not None:
+        # The active version is broken: the previous one keeps serving.
+        return {
+            "status": "fallback",
+            "version": model.version_id,
+            "active_version": active_id,
+            "loaded_at": model.loaded_at.isoformat(),
+            "error": error,
+        }
+    return {
+        "status": "error",
+        "version": None,
+        "active_version": active_id,
+        "loaded_at": None,
+        "error": error,
+        "strategy": STRATEGY_POPULAR,
+    }
+
+
+# --------------------------------------------------------------- per-process caches
+
+
+class _TTLCache:
+    """A tiny thread-safe dict whose entries expire (values replaced, not mutated)."""
+
+    def __init__(self) -> None:
+        self.data: dict = {}
+        self.lock = threading.Lock()
+
+    def get(self, key, ttl: float, compute: Callable[[], Any]):
+        entry = self.data.get(key)
+        now = time.monotonic()
+        if entry is not None and now - entry[0] < ttl:
+            return entry[1]
+        value = compute()
+        with self.lock:
+            if len(self.data) > 1000:
+                self.data.clear()
+            self.data[key] = (now, value)
+        return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.data.clear()
+
+
+_cache = _TTLCache()
+
+
+@dataclass(frozen=True)
+class _RuleCache:
+    token: Any
+    signature: tuple
+    checked_at: float
+    rules: tuple[Rule, ...]
+
+
+_rules_cache: _RuleCache | None = None
+
+
+def business_rules_current() -> list[Rule]:
+    """Active rules, cached per process; a rule write invalidates it at once."""
+    global _rules_cache
+    entry = _rules_cache
+    token = _redis(lambda: cache.get(_key("rules")), default=False)
+    redis_ok = token is not False
+    now = time.monotonic()
+    if (
+        entry is not None
+        and redis_ok
+        and token == entry.token
+        and now - entry.checked_at < _refresh_s()
+    ):
+        return list(entry.rules)
+    # Redis down, token changed, or periodic safety check: the table signature
+    # (count, max updated_at, max id) also catches writes that bypassed services.
+    signature = business_rules_signature()
+    if (
+        entry is not None
+        and signature == entry.signature
+        and (not redis_ok or token == entry.token)
+    ):
+        _rules_cache = _RuleCache(entry.token, signature, now, entry.rules)
+        return list(entry.rules)
+    rules = tuple(business_rules_active())
+    _rules_cache = _RuleCache(token if redis_ok else None, signature, now, rules)
+    return list(rules)
+
+
+def _type_weights() -> dict[int, float]:
+    return _cache.get(("types",), TYPES_CACHE_S, db.interaction_type_weights)
+
+
+def _label_pks(category: str | None, tag: str | None) -> np.ndarray | None:
+    if category is None and tag is None:
+        return None
+    return _cache.get(
+        ("label", category, tag),
+        LABEL_CACHE_S,
+        lambda: db.item_pks_with_label(category=category, tag=tag),
+    )
+
+
+def _unavailable_pks() -> np.ndarray:
+    return _cache.get(
+        ("unavailable",),
+        UNAVAILABLE_CACHE_S,
+        lambda: db.unavailable_item_pks(now=timezone.now()),
+    )
+
+
+def serving_reset() -> None:
+    """Forget the loaded model and every cache (tests; after restoring a database)."""
+    global _holder, _rules_cache
+    _holder = _Holder()
+    _rules_cache = None
+    _cache.clear()
+    active_version_forget()
+    _redis(lambda: cache.delete(_key("rules")))
+
+
+# ------------------------------------------------------------------- new items
+
+
+def _overlay_for(model: LoadedModel) -> ItemOverlay | None:
+    """Vectors of items the model has not seen, refreshed every few seconds."""
+    holder = _holder
+    state = holder.overlay
+    if state is not None and state.version_id != model.version_id:
+        state = None
+    if state is not None and time.monotonic() - state.refreshed_at < _refresh_s():
+        return state.overlay
+    if not holder.overlay_lock.acquire(blocking=state is None):
+        return state.overlay if state is not None else None
+    try:
+        state = holder.overlay
+        if state is not None and state.version_id != model.version_id:
+            state = None
+        wall = timezone.now()
+        since = None
+        if state is not None:
+            since = state.refreshed_wall - timedelta(seconds=OVERLAY_MARGIN_S)
+        pks = db.items_changed_since(
+            min_pk_exclusive=model.known_max_item_pk,
+            since=since,
+            limit=OVERLAY_MAX_ITEMS,
+        )
+        recommender = model.recommender
+        vectors = dict(state.vectors) if state is not None else {}
+        new_pks = [pk for pk in pks if not recommender.knows_item(item_pk=pk)]
+        if new_pks:
+            meta = item_metadata_snapshot(item_pks=new_pks)
+            for i, pk in enumerate(meta.ids.tolist()):
+                vector = recommender.item_vector_from_metadata(
+                    title=meta.titles[i],
+                    description=meta.descriptions[i],
+                    categories=meta.categories[i],
+                    tags=meta.tags[i],
+                    attributes=meta.attributes[i],
+                )
+                vectors[pk] = (vector, meta.categories[i], meta.tags[i])
+        overlay = state.overlay if state is not None and not new_pks else None
+        if new_pks or state is None:
+            overlay = _build_overlay(vectors)
+        holder.overlay = OverlayState(
+            version_id=model.version_id,
+            max_pk=max([model.known_max_item_pk, *vectors.keys()]),
+            refreshed_at=time.monotonic(),
+            refreshed_wall=wall,
+            vectors=vectors,
+            overlay=overlay,
+        )
+        return overlay
+    finally:
+        holder.overlay_lock.release()
+
+
+def _build_overlay(vectors: dict) -> ItemOverlay | None:
+    from recommendations.engine.types import ItemOverlay
+
+    if not vectors:
+        return None
+    pks = sorted(vectors)
+    return ItemOverlay.from_vectors(
+        pks,
+        [vectors[pk][0] for pk in pks],
+        categories=[list(vectors[pk][1]) for pk in pks],
+        tags=[list(vectors[pk][2]) for pk in pks],
+    )
+
+
+def _overlay_vector(model: LoadedModel, item_pk: int):
+    state = _holder.overlay
+    if state is not None and state.version_id == model.version_id:
+        entry = state.vectors.get(item_pk)
+        if entry is not None:
+            return entry[0]
+    return None
+
+
+# -------------------------------------------------------------------- responses
+
+
+@dataclass(frozen=True)
+class RecommendedItem:
+    """One recommended item as the API shows it."""
+
+    id: str
+    score: float
+    title: str
+    categories: list[str]
+    reason: str
+    pk: int
+    reason_kind: str
+    pinned: bool = False
+
+
+@dataclass(frozen=True)
+class RecommendationResponse:
+    """A ranked page of recommendations and how it was made."""
+
+    items: list[RecommendedItem]
+    model_version: int | None
+    strategy: str
+    recommendation_id: uuid.UUID
+    ignored_items: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    """Paging, filters and rules common to every recommendation endpoint."""
+
+    n: int = 10
+    offset: int = 0
+    category: str | None = None
+    tag: str | None = None
+    exclude: tuple[str, ...] = ()
+    max_per_category: int | None = None
+    extra_rules: tuple[Rule, ...] = ()
+
+
+# A candidate source: (k, exclude pks, allowed pks) -> engine result.
+Source = Callable[[int, np.ndarray, "np.ndarray | None"], "RecommendationResult"]
+
+
+def _as_rules(extra_rules) -> tuple[Rule, ...]:
+    out = []
+    for rule in extra_rules or ():
+        out.append(rule if isinstance(rule, Rule) else rule_from_model(rule))
+    return tuple(out)
+
+
+def _reason_text(reason, rows: dict[int, db.ItemRow]) -> tuple[str, str]:
+    if reason is None:
+        return REASON_FALLBACK, "none"
+    kind = getattr(reason, "kind", str(reason))
+    template = REASON_TEXT.get(kind)
+    if template is None:
+        return REASON_FALLBACK, kind
+    if "{title}" in template:
+        row = rows.get(getattr(reason, "item_pk", None))
+        if row is None or not row.title:
+            return REASON_FALLBACK, kind
+        return template.format(title=row.title), kind
+    if "{label}" in template:
+        label = getattr(reason, "label", None)
+        if not label:
+            return REASON_FALLBACK, kind
+        return template.format(label=label), kind
+    return template, kind
+
+
+def _rank(
+    source: Source,
+    options: ListOptions,
+    *,
+    base_exclude: Sequence[int] = (),
+    pins_exclude: Sequence[int] = (),
+    default_reason: str = "popular",
+) -> tuple[list[RecommendedItem], str, list[int]]:
+    """Score -> fetch rows (visibility in the same query) -> rules -> one page."""
+    now = timezone.now()
+    rules = rules_in_effect(
+        [*business_rules_current(), *_as_rules(options.extra_rules)], now=now
+    )
+    excluded_ids = db.item_pks_by_external_ids(list(options.exclude))
+    exclude = np.unique(
+        np.concatenate(
+            [
+                np.asarray(list(base_exclude), dtype=np.int64),
+                np.asarray(list(excluded_ids.values()), dtype=np.int64),
+                np.asarray(sorted(blocked_item_pks(rules)), dtype=np.int64),
+                _unavailable_pks(),
+            ]
+        )
+    )
+    never = set(exclude.tolist())
+    allowed = _label_pks(options.category, options.tag)
+    pins = pinned_item_pks(rules) - never - set(pins_exclude)
+    limit = options.offset + options.n
+    k = OVERFETCH * limit + len(pins)
+    strategy = STRATEGY_POPULAR
+    final: list[Candidate] = []
+    rows: dict[int, db.ItemRow] = {}
+    for _round in range(MAX_FETCH_ROUNDS):
+        result = source(k, exclude, allowed)
+        strategy = result.strategy
+        pks = [int(pk) for pk in np.asarray(result.item_pks).tolist()]
+        reason_pks = {
+            int(r.item_pk)
+            for r in result.reasons
+            if getattr(r, "item_pk", None) is not None
+        }
+        rows = db.item_rows(sorted(set(pks) | pins | reason_pks), now=now)
+        candidates = []
+        for pk, score, reason in zip(
+            pks, np.asarray(result.scores).tolist(), result.reasons
+        ):
+            row = rows.get(pk)
+            if row is None or not row.visible or pk in never:
+                continue
+            candidates.append(
+                Candidate(
+                    pk=pk,
+                    external_id=row.external_id,
+                    title=row.title,
+                    categories=row.categories,
+                    tags=row.tags,
+                    score=float(score),
+                    reason=reason,
+                )
+            )
+        pin_pool = {
+            pk: Candidate(
+                pk=pk,
+                external_id=rows[pk].external_id,
+                title=rows[pk].title,
+                categories=rows[pk].categories,
+                tags=rows[pk].tags,
+                score=None,
+            )
+            for pk in pins
+            if pk in rows and rows[pk].visible
+        }
+        final = apply_business_rules(
+            candidates,
+            rules=rules,
+            limit=limit,
+            pin_pool=pin_pool,
+            category=options.category,
+            tag=options.tag,
+            max_per_category=options.max_per_category,
+        )
+        # The engine ran out of candidates, or the page is full: done.
+        if len(final) >= limit or len(pks) < k:
+            break
+        k *= OVERFETCH
+    page = final[options.offset : limit]
+    items = []
+    for c in page:
+        if c.pinned and c.reason is None:
+            text, kind = REASON_TEXT["pinned"], "pinned"
+        else:
+            text, kind = _reason_text(c.reason, rows)
+            if kind == "none":
+                text, kind = (
+                    REASON_TEXT.get(default_reason, REASON_FALLBACK),
+                    default_reason,
+                )
+        items.append(
+            RecommendedItem(
+                id=c.external_id,
+                score=float(c.score or 0.0),
+                title=c.title,
+                categories=list(c.categories),
+                reason=text,
+                pk=c.pk,
+                reason_kind=kind,
+                pinned=c.pinned,
+            )
+        )
+    return items, strategy, [c.pk for c in page]
+
+
+# ---------------------------------------------------------------- popularity (DB)
+
+
+@dataclass(frozen=True)
+class _Result:
+    """A RecommendationResult look-alike for database popularity."""
+
+    item_pks: np.ndarray
+    scores: np.ndarray
+    reasons: list
+    strategy: str
+
+
+@dataclass(frozen=True)
+class _SimpleReason:
+    kind: str
+    item_pk: int | None = None
+    label: str | None = None
+
+
+def _db_popular_source(
+    *,
+    window: timedelta | None = None,
+    trending: bool = False,
+    category: str | None = None,
+    tag: str | None = None,
+) -> Source:
+    """Popularity straight from interactions (no model, or a time window asked for)."""
+
+    def source(k: int, exclude: np.ndarray, allowed: np.ndarray | None) -> _Result:
+        # Few distinct pool sizes, so the cache is shared across requests.
+        pool = 1 << max(POPULAR_MIN_POOL, k + int(exclude.size)).bit_length()
+        now = timezone.now()
+
+        def compute():
+            pks, scores = db.popular_item_scores(
+                limit=pool,
+                now=now,
+                window=window,
+                trending=trending,
+                category=category,
+                tag=tag,
+            )
+            if pks.size < pool:
+                # A young catalog: pad with the newest items so lists are never empty.
+                newest = db.newest_item_pks(limit=pool, category=category, tag=tag)
+                newest = newest[~np.isin(newest, pks)][: pool - pks.size]
+                pks = np.concatenate([pks, newest])
+                scores = np.concatenate(
+                    [scores, np.zeros(newest.size, dtype=np.float32)]
+                )
+            return pks, scores, int(pks.size)
+
+        key = ("popular", window, trending, category, tag, pool)
+        pks, scores, n_real = _cache.get(key, POPULAR_CACHE_S, compute)
+        keep = ~np.isin(pks, exclude)
+        if allowed is not None:
+            keep &= np.isin(pks, allowed)
+        kind = "trending" if trending else "popular"
+        reasons = [
+            _SimpleReason(kind if score > 0 else "new")
+            for score in scores[keep][:k].tolist()
+        ]
+        return _Result(pks[keep][:k], scores[keep][:k], reasons, STRATEGY_POPULAR)
+
+    return source
+
+
+def _model_popular_source(model: LoadedModel) -> Source:
+    def source(k, exclude, allowed):
+        return model.recommender.popular(
+            k=k, exclude_item_pks=exclude, allowed_item_pks=allowed
+        )
+
+    return source
+
+
+def _response(
+    items: list[RecommendedItem],
+    strategy: str,
+    model: LoadedModel | None,
+    ignored: list[str] | None = None,
+) -> RecommendationResponse:
+    return RecommendationResponse(
+        items=items,
+        model_version=model.version_id if model is not None else None,
+        strategy=strategy,
+        recommendation_id=uuid.uuid4(),
+        ignored_items=ignored or [],
+    )
+
+
+# ------------------------------------------------------------------ public calls
+
+
+def _options(**kwargs) -> ListOptions:
+    kwargs["exclude"] = tuple(kwargs.get("exclude") or ())
+    kwargs["extra_rules"] = _as_rules(kwargs.get("extra_rules"))
+    return ListOptions(**kwargs)
+
+
+def user_history(user_pk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(recent item pks, their signed type weights, every recently seen item pk)."""
+    rows = db.user_recent_interactions(user_pk, limit=SEEN_LIMIT)
+    weights = _type_weights()
+    recent = rows[:HISTORY_LIMIT]
+    items = np.asarray([r[0] for r in recent], dtype=np.int64)
+    w = np.asarray([weights.get(r[1], 1.0) for r in recent], dtype=np.float32)
+    seen = np.unique(np.asarray([r[0] for r in rows], dtype=np.int64))
+    return items, w, seen
+
+
+def recommend_for_user(
+    *,
+    user_external_id: str,
+    n: int = 10,
+    offset: int = 0,
+    category: str | None = None,
+    tag: str | None = None,
+    exclude: Sequence[str] = (),
+    include_seen: bool = False,
+    max_per_category: int | None = None,
+    extra_rules: Sequence = (),
+) -> RecommendationResponse:
+    """Personalised list for a user; unknown users get attribute-based/popular items."""
+    options = _options(
+        n=n,
+        offset=offset,
+        category=category,
+        tag=tag,
+        exclude=exclude,
+        max_per_category=max_per_category,
+        extra_rules=extra_rules,
+    )
+    model = current_model()
+    user = db.end_user_row(user_external_id)
+    history = np.zeros(0, dtype=np.int64)
+    weights = np.zeros(0, dtype=np.float32)
+    seen = np.zeros(0, dtype=np.int64)
+    if user is not None:
+        history, weights, seen = user_history(user[0])
+    base_exclude = () if include_seen else seen.tolist()
+    if model is None:
+        source = _db_popular_source(category=category, tag=tag)
+    elif user is None:
+        # An id we have never heard of: the documented fallback is popularity.
+        source = _model_popular_source(model)
+    else:
+        recommender = model.recommender
+        overlay = _overlay_for(model)
+        user_pk, attributes = user[0], user[1] or {}
+
+        def source(k, exclude_pks, allowed):
+            return recommender.recommend(
+                user_pk=user_pk,
+                history_item_pks=history,
+                history_weights=weights,
+                user_attributes=attributes,
+                k=k,
+                exclude_item_pks=exclude_pks,
+                allowed_item_pks=allowed,
+                overlay=overlay,
+            )
+
+    items, strategy, _ = _rank(
+        source, options, base_exclude=base_exclude, pins_exclude=base_exclude
+    )
+    return _response(items, strategy, model)
+
+
+def similar_items(
+    *,
+    item_external_id: str,
+    user_external_id: str | None = None,
+    n: int = 10,
+    offset: int = 0,
+    category: str | None = None,
+    tag: str | None = None,
+    exclude: Sequence[str] = (),
+    max_per_category: int | None = None,
+    extra_rules: Sequence = (),
+) -> RecommendationResponse:
+    """Items like this one (embeddings; metadata for new items). Raises ItemNotFound."""
+    options = _options(
+        n=n,
+        offset=offset,
+        category=category,
+        tag=tag,
+        exclude=exclude,
+        max_per_category=max_per_category,
+        extra_rules=extra_rules,
+    )
+    item_pk = db.item_pk_by_external_id(item_external_id)
+    if item_pk is None:
+        raise ItemNotFound(item_external_id)
+    model = current_model()
+    if model is None:
+        # No model: the most popular items sharing the item's first category.
+        row = db.item_rows([item_pk], now=timezone.now()).get(item_pk)
+        same = row.categories[0] if row is not None and row.categories else None
+        source = _db_popular_source(category=category or same, tag=tag)
+        items, strategy, _ = _rank(source, options, base_exclude=[item_pk])
+        return _response(items, strategy, None)
+    recommender = model.recommender
+    overlay = _overlay_for(model)
+    user_pk = None
+    if user_external_id:
+        user = db.end_user_row(user_external_id)
+        if user is not None and recommender.knows_user(user_pk=user[0]):
+            user_pk = user[0]
+    vector = None
+    if not recommender.knows_item(item_pk=item_pk):
+        vector = _overlay_vector(model, item_pk)
+        if vector is None:
+            meta = item_metadata_snapshot(item_pks=[item_pk])
+            vector = recommender.item_vector_from_metadata(
+                title=meta.titles[0],
+                description=meta.descriptions[0],
+                categories=meta.categories[0],
+                tags=meta.tags[0],
+                attributes=meta.attributes[0],
+            )
+
+    def source(k, exclude_pks, allowed):
+        # item_pk as well for a new item: it names the reason ("Similar to ...").
+        return recommender.similar_items(
+            item_pk=item_pk,
+            item_vector=vector,
+            k=k,
+            exclude_item_pks=exclude_pks,
+            allowed_item_pks=allowed,
+            user_pk=user_pk,
+            overlay=overlay,
+        )
+
+    items, strategy, _ = _rank(
+        source, options, base_exclude=[item_pk], default_reason="similar_to"
+    )
+    return _response(items, strategy, model)
+
+
+def popular_items(
+    *,
+    window: timedelta | None = None,
+    trending: bool = False,
+    n: int = 10,
+    offset: int = 0,
+    category: str | None = None,
+    tag: str | None = None,
+    exclude: Sequence[str] = (),
+    max_per_category: int | None = None,
+    extra_rules: Sequence = (),
+) -> RecommendationResponse:
+    """Most popular items (all time: the model; a window or trending: the DB)."""
+    options = _options(
+        n=n,
+        offset=offset,
+        category=category,
+        tag=tag,
+        exclude=exclude,
+        max_per_category=max_per_category,
+        extra_rules=extra_rules,
+    )
+    model = current_model()
+    if model is not None and window is None and not trending:
+        source = _model_popular_source(model)
+    else:
+        source = _db_popular_source(
+            window=window, trending=trending, category=category, tag=tag
+        )
+    items, strategy, _ = _rank(
+        source, options, default_reason="trending" if trending else "popular"
+    )
+    return _response(items, strategy, model)
+
+
+def session_recommendations(
+    *,
+    item_external_ids: Sequence[str],
+    n: int = 10,
+    offset: int = 0,
+    category: str | None = None,
+    tag: str | None = None,
+    exclude: Sequence[str] = (),
+    max_per_category: int | None = None,
+    extra_rules: Sequence = (),
+) -> RecommendationResponse:
+    """For an anonymous visitor from their session's items (unknown ids ignored)."""
+    options = _options(
+        n=n,
+        offset=offset,
+        category=category,
+        tag=tag,
+        exclude=exclude,
+        max_per_category=max_per_category,
+        extra_rules=extra_rules,
+    )
+    ids = list(dict.fromkeys(item_external_ids))
+    found = db.item_pks_by_external_ids(ids)
+    ignored = [i for i in ids if i not in found]
+    session_pks = np.asarray([found[i] for i in ids if i in found], dtype=np.int64)
+    model = current_model()
+    if model is None:
+        source = _db_popular_source(category=category, tag=tag)
+    elif session_pks.size == 0:
+        source = _model_popular_source(model)
+    else:
+        recommender = model.recommender
+        overlay = _overlay_for(model)
+
+        def source(k, exclude_pks, allowed):
+            return recommender.session(
+                item_pks=session_pks,
+                k=k,
+                exclude_item_pks=exclude_pks,
+                allowed_item_pks=allowed,
+                overlay=overlay,
+            )
+
+    items, strategy, _ = _rank(
+        source,
+        options,
+        base_exclude=session_pks.tolist(),
+        pins_exclude=session_pks.tolist(),
+    )
+    return _response(items, strategy, model, ignored)
