@@ -194,7 +194,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "ModelVersionStatusEnum": "recommendations.models.ModelVersion.Status",
+        "ModelVersionTriggerEnum": "recommendations.models.ModelVersion.Trigger",
+    },
 }
 
 # --- Celery (see recsite/celery.py). Redis is the broker.
