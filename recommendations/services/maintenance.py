@@ -68,7 +68,7 @@ def training_data_changed() -> bool:
 def model_version_request(
     *, trigger: str, force: bool = False, params: dict | None = None
 ) -> tuple[ModelVersion | None, bool]:
-    """Queue a training run unless one is in flight (single flight); returns (version, created).
+    """Queue a training run unless one is in flight; returns (version, created).
 
     Reaps runs whose worker died first, so a dead run never blocks a new one. Two
     simultaneous requests produce one run: the loser of the race on the
@@ -117,10 +117,16 @@ def model_versions_reap_stale(*, now: datetime | None = None) -> list[int]:
         & (
             Q(heartbeat_at__lt=run_cutoff)
             | Q(heartbeat_at__isnull=True, started_at__lt=run_cutoff)
-            | Q(heartbeat_at__isnull=True, started_at__isnull=True, updated_at__lt=run_cutoff)
+            | Q(
+                heartbeat_at__isnull=True,
+                started_at__isnull=True,
+                updated_at__lt=run_cutoff,
+            )
         )
         | Q(status=Status.QUEUED, created_at__lt=queued_cutoff)
-    ).values_list("id", "status", "heartbeat_at", "started_at", "updated_at", "created_at")
+    ).values_list(
+        "id", "status", "heartbeat_at", "started_at", "updated_at", "created_at"
+    )
     for pk, status, heartbeat_at, started_at, updated_at, created_at in candidates:
         if status == Status.TRAINING:
             since = heartbeat_at or started_at or updated_at
@@ -128,7 +134,9 @@ def model_versions_reap_stale(*, now: datetime | None = None) -> list[int]:
             # Only if nothing moved since we looked: a late heartbeat keeps it alive.
             match = {"heartbeat_at": heartbeat_at, "updated_at": updated_at}
         else:
-            error = STALE_QUEUED_ERROR.format(since=created_at.isoformat(), seconds=queued_after)
+            error = STALE_QUEUED_ERROR.format(
+                since=created_at.isoformat(), seconds=queued_after
+            )
             match = {"updated_at": updated_at}
         updated = ModelVersion.objects.filter(pk=pk, status=status, **match).update(
             status=Status.FAILED, error=error, finished_at=now, updated_at=now
@@ -176,7 +184,9 @@ def model_versions_prune(
     )
     doomed = ModelVersion.objects.filter(
         Q(status__in=[Status.READY, Status.REJECTED]) & ~Q(id__in=kept_trained)
-        | Q(status=Status.FAILED, created_at__lt=now - timedelta(days=failed_after_days))
+        | Q(
+            status=Status.FAILED, created_at__lt=now - timedelta(days=failed_after_days)
+        )
     )
     deleted: list[int] = []
     for version in doomed.only("id", "status", "artifact_path"):
@@ -193,7 +203,9 @@ def model_versions_prune(
             row.delete()
             if directory is not None:
                 # The row goes first: a version never points to missing files.
-                transaction.on_commit(partial(shutil.rmtree, directory, ignore_errors=True))
+                transaction.on_commit(
+                    partial(shutil.rmtree, directory, ignore_errors=True)
+                )
         deleted.append(version.pk)
     if deleted:
         logger.info("pruned model versions %s", deleted)
@@ -254,7 +266,7 @@ DEFAULT_PERIODIC_TASKS: tuple[dict, ...] = (
 
 
 def periodic_tasks_setup(*, reset: bool = False, apps=None) -> dict[str, str]:
-    """Create the default periodic tasks that are missing; returns {name: what happened}.
+    """Create the missing default periodic tasks; returns {name: what happened}.
 
     Idempotent. Existing tasks keep staff edits (schedule, enabled) unless `reset`,
     which restores the defaults. `apps` is a migration's app registry (a data
@@ -315,3 +327,85 @@ def periodic_tasks_setup(*, reset: bool = False, apps=None) -> dict[str, str]:
                 ident=1, defaults={"last_update": timezone.now()}
             )
     return outcome
+
+
+# ------------------------------------------------------------------------- popularity
+
+POPULARITY_CACHE_KEY = "popularity:v1"
+# Kept two days: a serving process can still use a slightly old list if beat stops.
+POPULARITY_CACHE_TIMEOUT_S = 2 * 24 * 3600
+
+
+def popularity_refresh(
+    *, now: datetime | None = None, limit: int | None = None
+) -> dict:
+    """Recompute popular and trending items (time-decayed) into the cache.
+
+    popular: sum over the last `POPULARITY_WINDOW_DAYS` of type weight (negative
+    types subtract) x 2^(-age / `POPULARITY_HALF_LIFE_DAYS`).
+    trending: the same over the last `TRENDING_WINDOW_HOURS` with a
+    `TRENDING_HALF_LIFE_HOURS` half-life (at least two events): what is hot now.
+    Only visible, currently available items are listed. Read with
+    `popularity_cached()`.
+    """
+    from django.core.cache import cache
+
+    from recommendations.selectors.popularity import popularity_scores
+
+    now = now or timezone.now()
+    limit = limit or int(_recsite("POPULARITY_TOP_N", 1000))
+    scores = popularity_scores(
+        now=now,
+        window=timedelta(days=float(_recsite("POPULARITY_WINDOW_DAYS", 60))),
+        half_life=timedelta(days=float(_recsite("POPULARITY_HALF_LIFE_DAYS", 7))),
+        trending_window=timedelta(hours=float(_recsite("TRENDING_WINDOW_HOURS", 48))),
+        trending_half_life=timedelta(
+            hours=float(_recsite("TRENDING_HALF_LIFE_HOURS", 12))
+        ),
+        limit=limit,
+    )
+    snapshot = {"computed_at": now.isoformat(), **scores}
+    cache.set(POPULARITY_CACHE_KEY, snapshot, timeout=POPULARITY_CACHE_TIMEOUT_S)
+    return {
+        "computed_at": snapshot["computed_at"],
+        "popular": len(scores["popular"]),
+        "trending": len(scores["trending"]),
+    }
+
+
+def popularity_cached() -> dict | None:
+    """The last `popularity_refresh()` result, or None (Redis down or never computed).
+
+    {"computed_at": iso, "popular": [[item_pk, score], ...], "trending": [...]},
+    best first.
+    """
+    from django.core.cache import cache
+
+    try:
+        return cache.get(POPULARITY_CACHE_KEY)
+    except Exception:  # noqa: BLE001 - serving must survive a Redis outage
+        logger.warning("popularity cache unavailable", exc_info=True)
+        return None
+
+
+# ---------------------------------------------------------------------------- fold-in
+
+
+def serving_fold_in_recent() -> dict:
+    """Refresh what serving precomputes from data newer than the active model.
+
+    Personalised recommendations already read each user's history at request time
+    (so recent interactions count at once); what a request cannot afford is
+    embedding the items created after the active version was trained. This asks
+    serving to rebuild that new-item overlay now, in the worker, so no web request
+    pays for it.
+    """
+    from recommendations import serving
+
+    refresh = getattr(serving, "new_item_overlay_refresh", None)
+    if refresh is None:
+        return {
+            "refreshed": False,
+            "reason": "serving exposes no precomputed structures",
+        }
+    return {"refreshed": True, "result": refresh()}

@@ -195,8 +195,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {
-        "ModelVersionStatusEnum": "recommendations.models.ModelVersion.Status",
-        "ModelVersionTriggerEnum": "recommendations.models.ModelVersion.Trigger",
+        "ImportJobStatusEnum": "recommendations.models.ImportJob.Status",
+        "ImportJobKindEnum": "recommendations.models.ImportJob.Kind",
+        "ImportJobFormatEnum": "recommendations.models.ImportJob.Format",
     },
 }
 

@@ -1,0 +1,121 @@
+"""Celery tasks: thin entry points that call one service and own retries.
+
+Every task is safe to run twice (acks_late redelivers a message whose worker died):
+training claims a version only while it is queued, imports resume from their last
+committed chunk, and the periodic tasks are idempotent recomputations.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from recommendations.models import ModelVersion
+from recommendations.services.imports import import_job_run, import_jobs_reap_stale
+from recommendations.services.maintenance import (
+    model_version_request,
+    model_versions_prune,
+    model_versions_reap_stale,
+    popularity_refresh,
+    serving_fold_in_recent,
+)
+from recommendations.services.training import model_version_train
+
+logger = logging.getLogger(__name__)
+
+# Errors worth another attempt: the database or Redis was briefly unreachable.
+TRANSIENT_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    BrokerOperationalError,
+)
+MAX_RETRIES = 5
+
+
+def _backoff(retries: int) -> int:
+    """Seconds before retry `retries + 1`: 10, 20, 40, 80, 160 (at most 300)."""
+    return min(10 * 2**retries, 300)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def train_model_task(self, version_id: int) -> str:
+    """Train one queued model version; returns the status it ended in.
+
+    Runs on queue `training` with the time limits of CELERY_TASK_ANNOTATIONS. The
+    training service claims the version only while it is `queued` (one conditional
+    UPDATE), so a redelivered or duplicated message never starts a second run, and
+    a finished or failed version is left alone. It records any exception (soft time
+    limit included) as `failed`; a transient error before the claim, or while
+    recording, is retried with backoff (the version is then still queued, or the
+    reaper fails it once its heartbeat is stale).
+    """
+    try:
+        version = model_version_train(version_id=version_id)
+    except ModelVersion.DoesNotExist:
+        logger.info("model version %s no longer exists: nothing to train", version_id)
+        return "missing"
+    except TRANSIENT_ERRORS as exc:
+        logger.warning("training of version %s hit %r; retrying", version_id, exc)
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    return version.status
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def scheduled_retrain_task(self) -> int | None:
+    """Beat: request a retrain (skipped if nothing changed); returns the version id."""
+    try:
+        version, _created = model_version_request(trigger=ModelVersion.Trigger.SCHEDULE)
+    except TRANSIENT_ERRORS as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    return version.pk if version is not None else None
+
+
+@shared_task(acks_late=True)
+def reap_stale_runs_task() -> dict[str, list[int]]:
+    """Beat: fail training runs and imports whose worker is gone."""
+    return {
+        "versions": model_versions_reap_stale(),
+        "imports": import_jobs_reap_stale(),
+    }
+
+
+@shared_task(acks_late=True)
+def prune_model_versions_task() -> list[int]:
+    """Beat (daily): delete old versions and their artifacts; never the active one."""
+    return model_versions_prune()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def refresh_popularity_task(self) -> dict:
+    """Beat (every 15 min): recompute popular and trending items for serving."""
+    try:
+        return popularity_refresh()
+    except TRANSIENT_ERRORS as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def fold_in_recent_task(self) -> dict:
+    """Beat: refresh precomputed serving structures with recent data."""
+    try:
+        return serving_fold_in_recent()
+    except TRANSIENT_ERRORS as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def import_file_task(self, job_id: int) -> str:
+    """Run one bulk import job; a retry or redelivery resumes after its last chunk."""
+    try:
+        job = import_job_run(job_id=job_id, resumed=self.request.retries > 0)
+    except TRANSIENT_ERRORS as exc:
+        logger.warning("import %s hit %r; retrying", job_id, exc)
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    return job.status if job is not None else "skipped"
