@@ -198,6 +198,8 @@ SPECTACULAR_SETTINGS = {
         "ImportJobStatusEnum": "recommendations.models.ImportJob.Status",
         "ImportJobKindEnum": "recommendations.models.ImportJob.Kind",
         "ImportJobFormatEnum": "recommendations.models.ImportJob.Format",
+        "ModelVersionStatusEnum": "recommendations.models.ModelVersion.Status",
+        "ModelVersionTriggerEnum": "recommendations.models.ModelVersion.Trigger",
     },
 }
 
