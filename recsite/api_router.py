@@ -4,6 +4,7 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from recommendations.api.imports import ImportJobViewSet
+from items.api.items import ItemViewSet
 from recommendations.api.models import ModelVersionViewSet
 from recommendations.api.recommendations import (
     PopularViewSet,
@@ -11,13 +12,18 @@ from recommendations.api.recommendations import (
     SimilarItemViewSet,
     UserRecommendationViewSet,
 )
+from recommendations.api.interactions import InteractionViewSet
 from recsite.health import HealthView
+from users.api.users import UserViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 
 # Each app registers its viewsets here.
 # router.register("users", UserViewSet, basename="user")
+router.register("users", UserViewSet, basename="user")
+router.register("items", ItemViewSet, basename="item")
+router.register("interactions", InteractionViewSet, basename="interaction")
 router.register("imports", ImportJobViewSet, basename="import-job")
 router.register("models", ModelVersionViewSet, basename="model-version")
 router.register(

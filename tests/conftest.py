@@ -36,3 +36,13 @@ def read_only_client(db) -> APIClient:
 def public_client(db) -> APIClient:
     """A client with a public (browser) key."""
     return _client_with(ApiKey.Kind.PUBLIC)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_interaction_type_cache():
+    """Ingestion caches `{type name: pk}` per process; tests roll types back."""
+    from recommendations.selectors.interactions import interaction_types_cache_clear
+
+    interaction_types_cache_clear()
+    yield
+    interaction_types_cache_clear()

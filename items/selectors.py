@@ -1,0 +1,110 @@
+"""Reads of the item catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Model, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from items.models import Category, Item, Tag
+from users.selectors import attribute_filter_q
+
+
+def _with_labels(items: QuerySet[Item]) -> QuerySet[Item]:
+    return items.prefetch_related(
+        Prefetch("categories", queryset=Category.objects.only("id", "name")),
+        Prefetch("tags", queryset=Tag.objects.only("id", "name")),
+    )
+
+
+def item_list(
+    *,
+    id_prefix: str | None = None,
+    category: str | None = None,
+    tag: str | None = None,
+    hidden: bool | None = None,
+    search: str | None = None,
+    available_now: bool | None = None,
+    created_after: datetime | None = None,
+    attributes: Iterable[tuple[str, str]] = (),
+) -> QuerySet[Item]:
+    """Items matching the filters with their labels prefetched, oldest first."""
+    items = Item.objects.all()
+    if id_prefix:
+        items = items.filter(external_id__startswith=id_prefix)
+    if category:
+        items = items.filter(categories__name=category)
+    if tag:
+        items = items.filter(tags__name=tag)
+    if hidden is not None:
+        items = items.filter(is_hidden=hidden)
+    if search:
+        items = items.filter(title__icontains=search)
+    if available_now is not None:
+        window = available_q(now=timezone.now())
+        items = items.filter(window) if available_now else items.exclude(window)
+    if created_after is not None:
+        items = items.filter(created_at__gt=created_after)
+    for key, value in attributes:
+        items = items.filter(attribute_filter_q("attributes", key, value))
+    return _with_labels(items.order_by("id"))
+
+
+def available_q(*, now: datetime) -> Q:
+    """Items inside their availability window at `now` (open ends always match)."""
+    return (Q(available_from__isnull=True) | Q(available_from__lte=now)) & (
+        Q(available_until__isnull=True) | Q(available_until__gt=now)
+    )
+
+
+def item_get(*, external_id: str) -> Item | None:
+    """The item with this client id and its labels, or None."""
+    return _with_labels(Item.objects.filter(external_id=external_id)).first()
+
+
+def item_pks_by_external_id(*, external_ids: Iterable[str]) -> dict[str, int]:
+    """`{external_id: pk}` of the existing items among these ids (one query)."""
+    ids = list(external_ids)
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT external_id, id FROM {Item._meta.db_table} "
+            "WHERE external_id = ANY(%s::varchar[])",
+            [ids],
+        )
+        return dict(cursor.fetchall())
+
+
+def item_windows_by_external_id(*, external_ids: Iterable[str]) -> dict[str, dict]:
+    """`{external_id: {pk, available_from, available_until}}` of existing items."""
+    ids = list(external_ids)
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT external_id, id, available_from, available_until "
+            f"FROM {Item._meta.db_table} WHERE external_id = ANY(%s::varchar[])",
+            [ids],
+        )
+        return {
+            row[0]: {"pk": row[1], "available_from": row[2], "available_until": row[3]}
+            for row in cursor.fetchall()
+        }
+
+
+def label_pks_by_name(*, model: type[Model], names: Iterable[str]) -> dict[str, int]:
+    """`{name: pk}` of the existing Category (or Tag) rows among these names."""
+    wanted = list(names)
+    if not wanted:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT name, id FROM {model._meta.db_table} "
+            "WHERE name = ANY(%s::varchar[])",
+            [wanted],
+        )
+        return dict(cursor.fetchall())

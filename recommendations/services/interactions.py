@@ -1,0 +1,361 @@
+"""Recording interactions: the ingestion hot path, and bulk loads of resolved rows.
+
+`interaction_record_many` serves `POST /api/v1/interactions/` (and file imports):
+up to 10,000 rows per call are validated in plain Python, their users, items and
+types resolved with one query each, and stored with one INSERT. Per-row DRF
+serializers and ORM objects cost more than the database work at this size, so they
+are bypassed here; `tests/interactions/` compares this path with the plain ORM one.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import numpy as np
+from django.db import IntegrityError, connection, transaction
+from psycopg2.extras import execute_values
+
+from items.selectors import item_pks_by_external_id
+from recommendations.models import Interaction
+from recommendations.selectors.interactions import (
+    interaction_type_pks,
+    interaction_types_cache_clear,
+)
+from recsite.validation import (
+    MAX_ID_LENGTH,
+    NON_FIELD_ERRORS,
+    NOT_AN_OBJECT,
+    REQUIRED,
+    UNKNOWN_FIELD,
+    text_is_storable,
+)
+from users.services import user_ensure_many
+
+FIELDS = frozenset(
+    {"user", "item", "type", "value", "timestamp", "event_id", "recommendation_id"}
+)
+# A timestamp may be this far ahead of the server clock (client clock skew).
+MAX_FUTURE_S = 86_400.0
+
+ID_INVALID = f"Expected a non-empty string id of at most {MAX_ID_LENGTH} characters."
+TYPE_INVALID = "Expected the name of an interaction type."
+UNKNOWN_ITEM = "Unknown item {id!r}."
+UNKNOWN_TYPE = "Unknown interaction type {name!r}."
+VALUE_INVALID = "Expected a finite number or null."
+TIMESTAMP_INVALID = "Expected an ISO 8601 date-time, unix seconds, or null."
+TIMESTAMP_IN_FUTURE = (
+    "More than one day in the future (unix seconds are expected, not milliseconds)."
+)
+TIMESTAMP_TOO_OLD = "Before 1970-01-01."
+EVENT_ID_INVALID = (
+    f"Expected a non-empty string of at most {MAX_ID_LENGTH} characters, or null."
+)
+RECOMMENDATION_ID_INVALID = "Expected a UUID, or null."
+
+_MISSING = object()
+
+
+@dataclass
+class InteractionBatchResult:
+    """Outcome of one batch: rows stored, rows already stored, rows rejected."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict] = field(default_factory=list)
+
+
+class InteractionRow(NamedTuple):
+    """One validated row, ids still external; `timestamp` in unix seconds."""
+
+    index: int
+    user: str
+    item: str
+    type: str
+    value: float | None
+    timestamp: float
+    event_id: str | None
+    recommendation_id: str | None
+
+
+def _clean_id(value: Any) -> str | None:
+    """The id as a string, or None when it is not an acceptable id."""
+    if type(value) is int:
+        value = str(value)
+    elif type(value) is not str:
+        return None
+    if 0 < len(value) <= MAX_ID_LENGTH and text_is_storable(value):
+        return value
+    return None
+
+
+def _clean_timestamp(value: Any, now: float) -> float | str:
+    """Unix seconds, or the error message."""
+    kind = type(value)
+    if value is None:
+        return now
+    if kind is int or kind is float:
+        try:
+            seconds = float(value)
+        except OverflowError:
+            return TIMESTAMP_INVALID
+    elif kind is str:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            try:  # unix seconds in a string (CSV files)
+                seconds = float(value)
+            except ValueError:
+                return TIMESTAMP_INVALID
+        else:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            seconds = parsed.timestamp()
+    else:
+        return TIMESTAMP_INVALID
+    if not math.isfinite(seconds):
+        return TIMESTAMP_INVALID
+    if seconds > now + MAX_FUTURE_S:
+        return TIMESTAMP_IN_FUTURE
+    if seconds < 0:
+        return TIMESTAMP_TOO_OLD
+    return seconds
+
+
+def interaction_rows_clean(
+    rows: Sequence[Any], *, now: float | None = None
+) -> tuple[list[InteractionRow], list[dict]]:
+    """Validate parsed JSON rows: `(valid rows, [{"index": i, "errors": {...}}])`.
+
+    Checks shapes only; unknown items and types are found by the caller's lookups.
+    """
+    now = time.time() if now is None else now
+    valid: list[InteractionRow] = []
+    rejected: list[dict] = []
+    for index, row in enumerate(rows):
+        if type(row) is not dict:
+            rejected.append({"index": index, "errors": {NON_FIELD_ERRORS: [NOT_AN_OBJECT]}})
+            continue
+        errors: dict[str, list[str]] = {}
+        if not FIELDS.issuperset(row):
+            for key in row:
+                if key not in FIELDS:
+                    errors[key] = [UNKNOWN_FIELD]
+
+        user = row.get("user", _MISSING)
+        if user is _MISSING:
+            errors["user"] = [REQUIRED]
+        elif (user := _clean_id(user)) is None:
+            errors["user"] = [ID_INVALID]
+        item = row.get("item", _MISSING)
+        if item is _MISSING:
+            errors["item"] = [REQUIRED]
+        elif (item := _clean_id(item)) is None:
+            errors["item"] = [ID_INVALID]
+        type_name = row.get("type", _MISSING)
+        if type_name is _MISSING:
+            errors["type"] = [REQUIRED]
+        elif type(type_name) is not str:
+            errors["type"] = [TYPE_INVALID]
+
+        value = row.get("value")
+        if value is not None:
+            kind = type(value)
+            if kind is float:
+                if not math.isfinite(value):
+                    errors["value"] = [VALUE_INVALID]
+            elif kind is int:
+                try:
+                    value = float(value)
+                except OverflowError:
+                    errors["value"] = [VALUE_INVALID]
+            else:
+                errors["value"] = [VALUE_INVALID]
+
+        timestamp = _clean_timestamp(row.get("timestamp"), now)
+        if type(timestamp) is str:
+            errors["timestamp"] = [timestamp]
+
+        event_id = row.get("event_id")
+        if event_id is not None and (event_id := _clean_id(event_id)) is None:
+            errors["event_id"] = [EVENT_ID_INVALID]
+
+        recommendation_id = row.get("recommendation_id")
+        if recommendation_id is not None:
+            try:
+                recommendation_id = str(uuid.UUID(recommendation_id))
+            except (TypeError, ValueError, AttributeError):
+                errors["recommendation_id"] = [RECOMMENDATION_ID_INVALID]
+
+        if errors:
+            rejected.append({"index": index, "errors": errors})
+        else:
+            valid.append(
+                InteractionRow(
+                    index, user, item, type_name, value, timestamp, event_id,
+                    recommendation_id,
+                )
+            )
+    return valid, rejected
+
+
+def interaction_record_many(
+    *, rows: Sequence[Any], now: float | None = None
+) -> InteractionBatchResult:
+    """Store a batch of interaction payload rows; each bad row is rejected alone.
+
+    Unknown users are created; a row naming an unknown item or type is rejected.
+    A row whose `event_id` is already stored (or repeated in the batch) counts as a
+    duplicate and is not stored again. One transaction, one INSERT.
+    """
+    valid, rejected = interaction_rows_clean(rows, now=now)
+    if not valid:
+        return InteractionBatchResult(rejected=rejected)
+    try:
+        result = _record(valid)
+    except IntegrityError:
+        if connection.in_atomic_block:
+            raise
+        # A type, user or item vanished between lookup and commit (or the type cache
+        # was stale): look everything up again once.
+        interaction_types_cache_clear()
+        result = _record(valid)
+    result.rejected = sorted(rejected + result.rejected, key=lambda entry: entry["index"])
+    return result
+
+
+def _record(valid: list[InteractionRow]) -> InteractionBatchResult:
+    result = InteractionBatchResult()
+    with transaction.atomic():
+        type_pks = interaction_type_pks(names={row.type for row in valid})
+        item_pks = item_pks_by_external_id(external_ids={row.item for row in valid})
+        known: list[InteractionRow] = []
+        for row in valid:
+            if row.item in item_pks and row.type in type_pks:
+                known.append(row)
+                continue
+            errors = {}
+            if row.item not in item_pks:
+                errors["item"] = [UNKNOWN_ITEM.format(id=row.item)]
+            if row.type not in type_pks:
+                errors["type"] = [UNKNOWN_TYPE.format(name=row.type)]
+            result.rejected.append({"index": row.index, "errors": errors})
+        user_pks = user_ensure_many(external_ids={row.user for row in known})
+        seen: set[str] = set()
+        values = []
+        for row in known:
+            if row.event_id is not None:
+                if row.event_id in seen:
+                    result.duplicates += 1
+                    continue
+                seen.add(row.event_id)
+            values.append(
+                (
+                    user_pks[row.user],
+                    item_pks[row.item],
+                    type_pks[row.type],
+                    row.value,
+                    row.timestamp,
+                    row.event_id,
+                    row.recommendation_id,
+                )
+            )
+        inserted = interaction_insert_resolved(values=values)
+    result.accepted = inserted
+    result.duplicates += len(values) - inserted
+    return result
+
+
+_INSERT_SQL = (
+    f"INSERT INTO {Interaction._meta.db_table} "
+    "(user_id, item_id, type_id, value, timestamp, event_id, recommendation_id, "
+    "created_at) VALUES %s "
+    "ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING"
+)
+_INSERT_TEMPLATE = "(%s, %s, %s, %s, to_timestamp(%s), %s, %s::uuid, now())"
+
+
+def interaction_insert_resolved(*, values: Sequence[tuple]) -> int:
+    """Insert `(user_pk, item_pk, type_pk, value, unix_seconds, event_id,
+    recommendation_id)` tuples in one statement; returns rows inserted.
+
+    Rows whose event_id is already stored are skipped (ON CONFLICT DO NOTHING).
+    """
+    if not values:
+        return 0
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        # One page, so rowcount covers every row.
+        execute_values(
+            cursor.cursor,
+            _INSERT_SQL,
+            values,
+            template=_INSERT_TEMPLATE,
+            page_size=len(values),
+        )
+        return cursor.cursor.rowcount
+
+
+_COPY_SQL = (
+    f"COPY {Interaction._meta.db_table} "
+    "(user_id, item_id, type_id, value, timestamp, created_at) FROM STDIN"
+)
+
+
+def interaction_copy_many(
+    *,
+    user_pks: np.ndarray,
+    item_pks: np.ndarray,
+    type_pks: np.ndarray,
+    timestamps: np.ndarray,
+    values: np.ndarray | None = None,
+    chunk_rows: int = 100_000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Append already-resolved rows with COPY, `chunk_rows` at a time.
+
+    For bulk loads (demo data, benchmarks) of rows without event ids, which need no
+    de-duplication; `timestamps` are unix seconds, `values` NaN where absent.
+    `progress(n)` is called after each chunk. Returns rows written.
+    """
+    n_rows = len(user_pks)
+    if not (len(item_pks) == len(type_pks) == len(timestamps) == n_rows):
+        raise ValueError("interaction_copy_many: arrays differ in length")
+    if values is not None and len(values) != n_rows:
+        raise ValueError("interaction_copy_many: arrays differ in length")
+    created_at = datetime.now(tz=UTC).isoformat()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for start in range(0, n_rows, chunk_rows):
+            stop = min(start + chunk_rows, n_rows)
+            micros = np.rint(np.asarray(timestamps[start:stop], dtype=np.float64) * 1e6)
+            stamps = np.datetime_as_string(
+                micros.astype(np.int64).astype("datetime64[us]"), unit="us", timezone="UTC"
+            ).tolist()
+            if values is None:
+                value_text = ["\\N"] * (stop - start)
+            else:
+                value_text = [
+                    "\\N" if v != v else repr(v)  # NaN != NaN: absent
+                    for v in np.asarray(values[start:stop], dtype=np.float64).tolist()
+                ]
+            text = "".join(
+                f"{u}\t{i}\t{t}\t{v}\t{s}\t{created_at}\n"
+                for u, i, t, v, s in zip(
+                    np.asarray(user_pks[start:stop], dtype=np.int64).tolist(),
+                    np.asarray(item_pks[start:stop], dtype=np.int64).tolist(),
+                    np.asarray(type_pks[start:stop], dtype=np.int64).tolist(),
+                    value_text,
+                    stamps,
+                    strict=True,
+                )
+            )
+            with connection.wrap_database_errors:
+                cursor.cursor.copy_expert(_COPY_SQL, io.StringIO(text))
+            if progress is not None:
+                progress(stop - start)
+    return n_rows

@@ -1,0 +1,91 @@
+"""Serializers shared by the apps' APIs: the answers of batch endpoints (docs)."""
+
+from rest_framework import serializers
+
+
+class RejectedRowSerializer(serializers.Serializer):
+    """One rejected row of a batch: its position and field errors."""
+
+    index = serializers.IntegerField(help_text="0-based position in the request list.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text='Field errors, e.g. `{"item": ["Unknown item \'x\'."]}`.',
+    )
+
+
+class BulkUpsertResultSerializer(serializers.Serializer):
+    """Answer of `POST …/bulk/`: valid rows are stored even when others are rejected."""
+
+    created = serializers.IntegerField(help_text="Distinct ids created.")
+    updated = serializers.IntegerField(help_text="Distinct ids that existed and were updated.")
+    accepted = serializers.IntegerField(help_text="Rows stored.")
+    rejected = RejectedRowSerializer(many=True)
+
+
+def attributes_field(**kwargs) -> serializers.DictField:
+    """Documented field for the flat `attributes` object."""
+    kwargs.setdefault(
+        "help_text",
+        "Flat JSON object: values are strings, finite numbers, booleans or lists of "
+        "strings (at most 100 keys; nested objects and nulls are rejected).",
+    )
+    return serializers.DictField(child=serializers.JSONField(), **kwargs)
+
+
+ATTRIBUTE_FILTER_INVALID = "Use `name:value`, e.g. `country:FR`."
+
+
+class AttributeFilterField(serializers.CharField):
+    """`name:value` from the query string, parsed to a `(name, value)` pair."""
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        name, colon, value = text.partition(":")
+        if not colon or not name:
+            raise serializers.ValidationError(ATTRIBUTE_FILTER_INVALID)
+        return name, value
+
+
+def attribute_filter_field() -> serializers.ListField:
+    """Repeatable `attribute=name:value` query parameter."""
+    return serializers.ListField(
+        child=AttributeFilterField(max_length=1000),
+        required=False,
+        help_text=(
+            "`name:value`, repeatable (all must match): the attribute equals the "
+            "value (as a string, or as the number/boolean it spells) or is a list "
+            "containing it."
+        ),
+    )
+
+
+def query_filters(serializer_class: type[serializers.Serializer], request) -> dict:
+    """Validate the query string with a filter serializer (400 on bad values)."""
+    params = request.query_params
+    data = {}
+    for name, field in serializer_class().fields.items():
+        if isinstance(field, serializers.ListField):
+            if values := params.getlist(name):
+                data[name] = values
+        elif name in params:
+            data[name] = params[name]
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def bulk_upsert_response(result, *, rows: int):
+    """201 with an UpsertResult's counts, or 400 with the same body if no row was valid."""
+    from rest_framework import status
+    from rest_framework.response import Response
+
+    body = {
+        "created": result.created,
+        "updated": result.updated,
+        "accepted": result.accepted,
+        "rejected": result.rejected,
+    }
+    all_rejected = len(result.rejected) == rows
+    return Response(
+        body, status=status.HTTP_400_BAD_REQUEST if all_rejected else status.HTTP_201_CREATED
+    )
