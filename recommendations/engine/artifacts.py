@@ -121,9 +121,7 @@ def save_artifacts(bundle: ModelBundle, directory: str | Path) -> None:
             "n_items": bundle.n_items,
             "n_users": bundle.n_users,
             "dim": bundle.dim,
-            "shapes": {
-                name: list(getattr(bundle, name).shape) for name in _SPARSE
-            },
+            "shapes": {name: list(getattr(bundle, name).shape) for name in _SPARSE},
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))

@@ -62,7 +62,9 @@ class EASE:
         """Closed-form fit; lambda defaults to factor x mean item popularity."""
         self.train = _binary(train)
         g = gram(self.train)
-        lam = self.lam if self.lam is not None else self.factor * float(np.diag(g).mean())
+        lam = (
+            self.lam if self.lam is not None else self.factor * float(np.diag(g).mean())
+        )
         self.lam_used = lam
         self.b = ease_from_gram(g, lam).astype(np.float32)
         return self

@@ -98,9 +98,7 @@ def confidence_matrix(
     m.sum_duplicates()
     data = m.data
     positive = data > 0
-    m.data = np.where(positive, np.log1p(np.maximum(data, 0.0)), 0.0).astype(
-        np.float32
-    )
+    m.data = np.where(positive, np.log1p(np.maximum(data, 0.0)), 0.0).astype(np.float32)
     m.eliminate_zeros()
     m.sort_indices()
     return m

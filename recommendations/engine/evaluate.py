@@ -183,5 +183,5 @@ def evaluate_top_lists(
         f"recall_at_{k}": float(np.mean(rec)),
         f"ndcg_at_{k}": float(np.mean(ndcg)),
         "coverage": float(recommended.mean()),
-        "n_users": int(len(users)),
+        "n_users": len(users),
     }

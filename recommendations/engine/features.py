@@ -195,8 +195,10 @@ class ItemFeaturizer:
         attributes: AttributeEncoder,
         text: TextEncoder,
         identity_share: float,
+        text_max_words: int = 12,
     ) -> None:
         self.n_items = n_items
+        self.text_max_words = int(text_max_words)
         self.categories = list(categories)
         self.tags = list(tags)
         self.attributes = attributes
@@ -219,12 +221,15 @@ class ItemFeaturizer:
         text_max_features: int = 5000,
         numeric_buckets: int = 8,
         max_values_per_attribute: int = 50,
+        text_max_words: int = 12,
     ) -> ItemFeaturizer:
         """Learn vocabularies from the catalog."""
         cats = sorted({_label(c) for cs in items.categories for c in cs} - {""})
         tags = sorted({_label(t) for ts in items.tags for t in ts} - {""})
         attrs = AttributeEncoder.fit(
-            items.attributes, buckets=numeric_buckets, max_values=max_values_per_attribute
+            items.attributes,
+            buckets=numeric_buckets,
+            max_values=max_values_per_attribute,
         )
         texts = [_item_text(t, d) for t, d in zip(items.titles, items.descriptions)]
         text = TextEncoder.fit(texts, max_features=text_max_features)
@@ -235,6 +240,7 @@ class ItemFeaturizer:
             attributes=attrs,
             text=text,
             identity_share=identity_share,
+            text_max_words=text_max_words,
         )
 
     def label_columns(self) -> tuple[list[str], np.ndarray]:
@@ -268,6 +274,11 @@ class ItemFeaturizer:
         a_cols, a_w = self.attributes.encode(attributes)
         groups.append(_normalised_group([self.attr_offset + c for c in a_cols], a_w))
         t_cols, t_w = self.text.encode(_item_text(title, description))
+        if len(t_cols) > self.text_max_words:
+            # the strongest words carry the signal; fewer non-zeros keep WARP fast
+            keep = np.argsort(-np.asarray(t_w), kind="stable")[: self.text_max_words]
+            t_cols = [t_cols[i] for i in keep]
+            t_w = [t_w[i] for i in keep]
         groups.append(_normalised_group([self.text_offset + c for c in t_cols], t_w))
         present = [g for g in groups if g[0]]
         out_cols: list[int] = []
@@ -328,6 +339,7 @@ class ItemFeaturizer:
             "attributes": self.attributes.to_state(),
             "text_vocabulary": self.text.vocabulary,
             "identity_share": self.identity_share,
+            "text_max_words": self.text_max_words,
         }
         return state, {"text_idf": self.text.idf}
 
@@ -341,6 +353,7 @@ class ItemFeaturizer:
             attributes=AttributeEncoder.from_state(state["attributes"]),
             text=TextEncoder(state["text_vocabulary"], np.asarray(arrays["text_idf"])),
             identity_share=float(state["identity_share"]),
+            text_max_words=int(state.get("text_max_words", 12)),
         )
 
 
@@ -369,7 +382,9 @@ class UserFeaturizer:
         enc = AttributeEncoder.fit(
             attributes, buckets=numeric_buckets, max_values=max_values_per_attribute
         )
-        return cls(n_users=len(attributes), attributes=enc, identity_share=identity_share)
+        return cls(
+            n_users=len(attributes), attributes=enc, identity_share=identity_share
+        )
 
     def transform(self, attributes: Sequence[dict]) -> sp.csr_matrix:
         """Feature matrix with identity, in user index order."""

@@ -106,7 +106,7 @@ def _load_100k(root: Path) -> InteractionLog:
             parts = line.split("|")
             if len(parts) < 5:
                 continue
-            flags = parts[5:5 + len(ML100K_GENRES)]
+            flags = parts[5 : 5 + len(ML100K_GENRES)]
             genres = [g for g, f in zip(ML100K_GENRES, flags) if f.strip() == "1"]
             title, attrs = _title_year(parts[1])
             item_ids.append(parts[0])

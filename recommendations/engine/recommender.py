@@ -140,10 +140,19 @@ class Recommender:
             uvec, strategy = None, "popular"
         if strategy == "popular":
             return self.popular(
-                k=k, exclude_item_pks=exclude_item_pks, allowed_item_pks=allowed_item_pks
+                k=k,
+                exclude_item_pks=exclude_item_pks,
+                allowed_item_pks=allowed_item_pks,
             )
         return self._rank(
-            uvec, hist, weights, k, exclude_item_pks, allowed_item_pks, overlay, strategy
+            uvec,
+            hist,
+            weights,
+            k,
+            exclude_item_pks,
+            allowed_item_pks,
+            overlay,
+            strategy,
         )
 
     def session(
@@ -159,11 +168,20 @@ class Recommender:
         hist, weights = self._history(item_pks, None)
         if hist.size == 0:
             return self.popular(
-                k=k, exclude_item_pks=exclude_item_pks, allowed_item_pks=allowed_item_pks
+                k=k,
+                exclude_item_pks=exclude_item_pks,
+                allowed_item_pks=allowed_item_pks,
             )
         uvec = self._foldin(hist, weights)
         return self._rank(
-            uvec, hist, weights, k, exclude_item_pks, allowed_item_pks, overlay, "session"
+            uvec,
+            hist,
+            weights,
+            k,
+            exclude_item_pks,
+            allowed_item_pks,
+            overlay,
+            "session",
         )
 
     def similar_items(
@@ -190,8 +208,10 @@ class Recommender:
                 q = np.asarray(item_vector.vector, dtype=np.float32)
             elif item_vector is not None:
                 q = np.asarray(item_vector, dtype=np.float32)
-            elif overlay is not None and item_pk is not None and item_pk in set(
-                overlay.pks.tolist()
+            elif (
+                overlay is not None
+                and item_pk is not None
+                and item_pk in set(overlay.pks.tolist())
             ):
                 q = overlay.vectors[int(np.flatnonzero(overlay.pks == item_pk)[0])]
             else:
@@ -201,7 +221,9 @@ class Recommender:
             ii = None
         u_idx = self._users.index_of(int(user_pk)) if user_pk is not None else -1
         uvec = (
-            np.asarray(self.bundle.user_embeddings[u_idx], np.float32) if u_idx >= 0 else None
+            np.asarray(self.bundle.user_embeddings[u_idx], np.float32)
+            if u_idx >= 0
+            else None
         )
         qn = q / (float(np.linalg.norm(q)) + EPS)
         cand = self._candidates(
@@ -215,15 +237,26 @@ class Recommender:
             if ii is not None:
                 z = self._alpha * z + (1 - self._alpha) * (ii_vals - ii.mu) / ii.sd
             if uvec is not None:
-                lf_mu, lf_sd = lightfm_z_params(uvec[None, :], self._lf_mean, self._lf_cov)
-                z = z + SIMILAR_USER_WEIGHT * ((vecs @ uvec + biases) - lf_mu[0]) / lf_sd[0]
+                lf_mu, lf_sd = lightfm_z_params(
+                    uvec[None, :], self._lf_mean, self._lf_cov
+                )
+                z = (
+                    z
+                    + SIMILAR_USER_WEIGHT
+                    * ((vecs @ uvec + biases) - lf_mu[0])
+                    / lf_sd[0]
+                )
             return z
 
         if cand is None:
-            s = score(emb, self._norms, self.bundle.item_biases, _lookup_all(ii, self.n_items))
+            s = score(
+                emb, self._norms, self.bundle.item_biases, _lookup_all(ii, self.n_items)
+            )
         else:
             s = score(
-                emb[cand], self._norms[cand], self.bundle.item_biases[cand],
+                emb[cand],
+                self._norms[cand],
+                self.bundle.item_biases[cand],
                 ii.lookup(cand) if ii is not None else 0.0,
             )
         o_scores = None
@@ -232,7 +265,7 @@ class Recommender:
             o_norms = np.linalg.norm(ov, axis=1) + EPS
             o_ii = (0.0 - ii.mu) if ii is not None else 0.0
             o_scores = score(ov, o_norms, np.asarray(overlay.biases), o_ii)
-        pks, scores, sources = self._select(
+        pks, scores, _ = self._select(
             cand, s, k, exclude, allowed_item_pks, overlay, o_scores
         )
         ref = int(item_pk) if item_pk is not None else None
@@ -479,7 +512,9 @@ class Recommender:
             h = contributor[n]
             if h >= 0:
                 out.append(
-                    Reason("because_you_interacted", item_pk=int(self.bundle.item_pks[h]))
+                    Reason(
+                        "because_you_interacted", item_pk=int(self.bundle.item_pks[h])
+                    )
                 )
                 continue
             if src >= 0:
@@ -508,7 +543,9 @@ class Recommender:
             out.append(Reason("popular"))
         return out
 
-    def _top_contributors(self, sources: np.ndarray, ii: _ItemItem | None) -> np.ndarray:
+    def _top_contributors(
+        self, sources: np.ndarray, ii: _ItemItem | None
+    ) -> np.ndarray:
         """For each source item, the history item with the largest neighbour weight."""
         out = np.full(len(sources), -1, dtype=np.int64)
         if ii is None or len(sources) == 0:

@@ -31,10 +31,46 @@ DEFAULT_INTERACTION_TYPES: tuple[InteractionTypeSpec, ...] = (
 _TASTE_TYPES = np.array([0.45, 0.20, 0.10, 0.01, 0.07, 0.05, 0.12])
 _NOISE_TYPES = np.array([0.60, 0.15, 0.02, 0.12, 0.02, 0.01, 0.08])
 _COUNTRIES = ("us", "gb", "de", "fr", "es", "it", "br", "in", "jp", "ca")
-_SYLLABLES = (
-    "ka ri to mi su no la ve zo pa dri mon tel sar vin qua bel dor fen gal hu"
-    " jor kel lum nor pim ros tav ul wex yar zen bro cal dem fin gor hal"
-).split()
+_SYLLABLES = [
+    "ka",
+    "ri",
+    "to",
+    "mi",
+    "su",
+    "no",
+    "la",
+    "ve",
+    "zo",
+    "pa",
+    "dri",
+    "mon",
+    "tel",
+    "sar",
+    "vin",
+    "qua",
+    "bel",
+    "dor",
+    "fen",
+    "gal",
+    "hu",
+    "jor",
+    "kel",
+    "lum",
+    "nor",
+    "pim",
+    "ros",
+    "tav",
+    "ul",
+    "wex",
+    "yar",
+    "zen",
+    "bro",
+    "cal",
+    "dem",
+    "fin",
+    "gor",
+    "hal",
+]
 START_TS = 1_704_067_200.0  # 2024-01-01 UTC
 SPAN_S = 180 * 86_400.0
 
@@ -88,7 +124,9 @@ def generate(
     n_clusters = k_top * n_subtopics
     used: set[str] = set()
     topic_words = [_words(rng, 25, used) for _ in range(k_top)]
-    sub_words = [[_words(rng, 8, used) for _ in range(n_subtopics)] for _ in range(k_top)]
+    sub_words = [
+        [_words(rng, 8, used) for _ in range(n_subtopics)] for _ in range(k_top)
+    ]
     general = _words(rng, 150, used)
     category_names = [f"{w[0]}s" for w in topic_words]
     cluster_tags = [[f"{w}" for w in _words(rng, 3, used)] for _ in range(n_clusters)]
@@ -115,10 +153,14 @@ def generate(
             cats.append(category_names[int(second[i])])
         n_tags = int(rng.integers(1, 4))
         own = cluster_tags[item_cluster[i]]
-        tags = list(dict.fromkeys(
-            own[int(j)] if rng.random() < 0.8 else all_tags[int(rng.integers(len(all_tags)))]
-            for j in rng.integers(0, len(own), size=n_tags)
-        ))
+        tags = list(
+            dict.fromkeys(
+                own[int(j)]
+                if rng.random() < 0.8
+                else all_tags[int(rng.integers(len(all_tags)))]
+                for j in rng.integers(0, len(own), size=n_tags)
+            )
+        )
         brand = (
             brands[t][int(rng.integers(5))]
             if rng.random() < 0.85
@@ -126,14 +168,20 @@ def generate(
         )
         tw, sw = topic_words[t], sub_words[t][s]
         title = " ".join(
-            [brand, sw[int(rng.integers(len(sw)))], tw[int(rng.integers(len(tw)))],
-             general[int(rng.integers(len(general)))]]
+            [
+                brand,
+                sw[int(rng.integers(len(sw)))],
+                tw[int(rng.integers(len(tw)))],
+                general[int(rng.integers(len(general)))],
+            ]
         )
         n_desc = int(rng.integers(12, 26))
         src = rng.random(n_desc)
         desc = [
-            tw[int(rng.integers(len(tw)))] if r < 0.45
-            else sw[int(rng.integers(len(sw)))] if r < 0.65
+            tw[int(rng.integers(len(tw)))]
+            if r < 0.45
+            else sw[int(rng.integers(len(sw)))]
+            if r < 0.65
             else general[int(rng.integers(len(general)))]
             for r in src
         ]
@@ -222,7 +270,9 @@ def generate(
         lo_c = np.where(lo > 0, cdf[np.maximum(lo - 1, 0)], 0.0)
         hi_c = cdf[np.maximum(hi - 1, 0)]
         target = lo_c + rng.random(u.size) * (hi_c - lo_c)
-        pos = np.clip(np.searchsorted(cdf, target, side="right"), lo, np.maximum(hi - 1, lo))
+        pos = np.clip(
+            np.searchsorted(cdf, target, side="right"), lo, np.maximum(hi - 1, lo)
+        )
         taste_item = order[np.minimum(pos, n_items - 1)]
         noise_item = np.minimum(
             np.searchsorted(global_cdf, rng.random(u.size), side="right"), n_items - 1
@@ -242,8 +292,10 @@ def generate(
     ratings = np.clip(np.rint(mean + rng.normal(0, 0.9, n_rows)), 1, 5)
     value[is_rating] = ratings[is_rating]
     user_start = rng.uniform(0, SPAN_S * 0.7, size=n_users)
-    ts = START_TS + user_start[user_index] + rng.random(n_rows) * (
-        SPAN_S - user_start[user_index]
+    ts = (
+        START_TS
+        + user_start[user_index]
+        + rng.random(n_rows) * (SPAN_S - user_start[user_index])
     )
     return InteractionLog(
         items=items,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,7 +22,7 @@ from .dataset import build_matrix, split_per_user
 from .evaluate import evaluate
 from .features import ItemFeaturizer, UserFeaturizer
 from .itemitem import cosine_neighbors, ease_from_gram, gram, prune_dense_top_k
-from .scoring import augmented_stats, batch_blend_scorer, blend_dense, foldin_user
+from .scoring import batch_blend_scorer, blend_dense, foldin_user
 from .types import ModelBundle, TrainConfig, TrainingData
 
 Progress = Callable[[str, float], None]
@@ -43,7 +44,9 @@ class TrainResult:
 class _Progress:
     """Maps stage-local fractions onto one overall 0..1 bar."""
 
-    STAGES = {  # stage -> (start, end) of the overall bar
+    STAGES: ClassVar[
+        dict[str, tuple[float, float]]
+    ] = {  # stage -> (start, end) of the overall bar
         "prepare": (0.0, 0.05),
         "item_item_search": (0.05, 0.15),
         "lightfm_search": (0.15, 0.65),
@@ -142,6 +145,7 @@ def train_model(
         data.items,
         identity_share=config.item_identity_share,
         text_max_features=config.text_max_features,
+        text_max_words=config.text_max_words_per_item,
         numeric_buckets=config.numeric_buckets,
         max_values_per_attribute=config.max_values_per_attribute,
     )
@@ -157,12 +161,14 @@ def train_model(
     data_stats = {
         "n_users": n_users,
         "n_items": n_items,
-        "n_interaction_rows": int(len(data.user_ids)),
+        "n_interaction_rows": len(data.user_ids),
         "n_rows_used": im.n_rows_used,
         "n_rows_dropped": im.n_rows_dropped,
         "n_user_item_pairs": int(x.nnz),
         "n_users_with_interactions": int((np.diff(x.indptr) > 0).sum()),
-        "n_items_with_interactions": int((np.bincount(x.indices, minlength=n_items) > 0).sum()),
+        "n_items_with_interactions": int(
+            (np.bincount(x.indices, minlength=n_items) > 0).sum()
+        ),
         "n_item_features": int(item_fz.n_features),
         "n_user_features": int(user_fz.n_features),
         "density": float(x.nnz / max(n_users * n_items, 1)),
@@ -201,7 +207,6 @@ def train_model(
     # ---- item-item model (lambda on validation for EASE)
     t0 = time.perf_counter()
     use_ease = n_items <= config.ease_max_items
-    train_v_b = _binary_like(train_v)
     ii_choice: dict = {"model": "ease" if use_ease else "cosine"}
     if use_ease:
         g = gram(train_v)
@@ -218,7 +223,11 @@ def train_model(
                 best = (0.0, f)
                 break
             p = evaluate(
-                _ii_scorer(train_v, nb), train_v, val_v, users=val_users, auc_max_users=0
+                _ii_scorer(train_v, nb),
+                train_v,
+                val_v,
+                users=val_users,
+                auc_max_users=0,
             )["precision_at_10"]
             if p > best[0]:
                 best = (p, f)
@@ -281,7 +290,10 @@ def train_model(
                 stale = 0
             else:
                 stale += 1
-            if stale >= config.early_stopping_patience or time.perf_counter() > deadline:
+            if (
+                stale >= config.early_stopping_patience
+                or time.perf_counter() > deadline
+            ):
                 break
         if not do_search:
             best_trial = {
@@ -315,7 +327,8 @@ def train_model(
     blend_log = {}
     if do_search:
         cached = [
-            scorer_v.parts(val_users[s : s + 256]) for s in range(0, val_users.size, 256)
+            scorer_v.parts(val_users[s : s + 256])
+            for s in range(0, val_users.size, 256)
         ]
         best_alpha = (-1.0, config.blend_alpha)
         for a in config.blend_alphas:
@@ -344,7 +357,9 @@ def train_model(
         metrics["lightfm_precision_at_10"] = float(best_lf["precision"])
         if cold_items.size:
             cold_rows = _cold_item_rows(item_fz, data, cold_items)
-            lf_model_cold = _cold_item_embeddings(best_lf, cold_rows, ie_v, ib_v, cold_items)
+            lf_model_cold = _cold_item_embeddings(
+                best_lf, cold_rows, ie_v, ib_v, cold_items
+            )
             cold = evaluate(
                 _lf_scorer(lf_model_cold[0], lf_model_cold[1], ue_v),
                 train_v,
@@ -359,7 +374,11 @@ def train_model(
     t0 = time.perf_counter()
     epochs = max(1, int(best_lf["epochs"]))
     model = _lightfm(
-        config, best_lf["components"], best_lf["learning_rate"], best_lf["alpha"], config.seed
+        config,
+        best_lf["components"],
+        best_lf["learning_rate"],
+        best_lf["alpha"],
+        config.seed,
     )
     ones, weights = _interactions(x)
     for epoch in range(epochs):
@@ -436,7 +455,11 @@ def train_model(
     timings["artifacts_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     return TrainResult(
-        bundle=bundle, params=params, metrics=metrics, data_stats=data_stats, timings=timings
+        bundle=bundle,
+        params=params,
+        metrics=metrics,
+        data_stats=data_stats,
+        timings=timings,
     )
 
 
@@ -446,7 +469,9 @@ def _binary_like(m: sp.csr_matrix) -> sp.csr_matrix:
     return m
 
 
-def _fit_item_item(x: sp.csr_matrix, choice: dict, config: TrainConfig) -> sp.csr_matrix:
+def _fit_item_item(
+    x: sp.csr_matrix, choice: dict, config: TrainConfig
+) -> sp.csr_matrix:
     if choice["model"] == "ease":
         g = gram(x)
         diag = np.diag(g)

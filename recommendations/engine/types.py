@@ -83,13 +83,14 @@ class TrainConfig:
     user_alpha: float = 1e-6
     max_epochs: int = 60
     loss: str = "warp"
-    max_sampled: int = 30
+    max_sampled: int = 10
     early_stopping_patience: int = 2  # evaluations without improvement
     eval_every_epochs: int = 5
     # features: identity keeps this share of a row's weight (metadata the rest)
     item_identity_share: float = 0.5
     user_identity_share: float = 0.5
     text_max_features: int = 5000
+    text_max_words_per_item: int = 12  # strongest tf-idf words kept per item
     numeric_buckets: int = 8
     max_values_per_attribute: int = 50
     # hyper-parameter search

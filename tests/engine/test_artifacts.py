@@ -37,7 +37,9 @@ def saved(trained, tmp_path_factory):
 def test_round_trip_with_mmap_gives_same_recommendations(trained, saved):
     loaded = load_artifacts(saved, mmap=True)
     assert isinstance(loaded.item_embeddings, np.memmap)
-    for a, b in zip(_requests(Recommender(trained.bundle)), _requests(Recommender(loaded))):
+    for a, b in zip(
+        _requests(Recommender(trained.bundle)), _requests(Recommender(loaded))
+    ):
         assert np.array_equal(a.item_pks, b.item_pks)
         assert np.allclose(a.scores, b.scores)
         assert a.reasons == b.reasons and a.strategy == b.strategy

@@ -36,8 +36,13 @@ def test_weights_accumulate_sublinearly_and_negatives_subtract():
 def test_time_decay_halves_weight_per_half_life():
     ts = np.array([0.0, 10 * 86_400.0])
     m = confidence_matrix(
-        np.array([0, 1]), np.array([0, 0]), np.ones(2), 2, 1,
-        timestamps=ts, half_life_days=10,
+        np.array([0, 1]),
+        np.array([0, 0]),
+        np.ones(2),
+        2,
+        1,
+        timestamps=ts,
+        half_life_days=10,
     ).toarray()
     assert np.isclose(m[0, 0], np.log1p(0.5)) and np.isclose(m[1, 0], np.log1p(1.0))
 
@@ -65,8 +70,13 @@ def test_one_million_rows_under_a_second():
     start = time.perf_counter()
     w = type_weight_lookup(DEFAULT_INTERACTION_TYPES, types)
     m = confidence_matrix(
-        users, items, w, 50_000, 20_000,
-        timestamps=rng.random(n) * 1e7, half_life_days=30,
+        users,
+        items,
+        w,
+        50_000,
+        20_000,
+        timestamps=rng.random(n) * 1e7,
+        half_life_days=30,
     )
     assert time.perf_counter() - start < 1.0
     assert m.nnz > 0
@@ -75,8 +85,11 @@ def test_one_million_rows_under_a_second():
 def test_split_holds_out_a_fraction_per_user_and_keeps_train():
     rng = np.random.default_rng(1)
     m = confidence_matrix(
-        rng.integers(0, 200, 20_000), rng.integers(0, 500, 20_000), np.ones(20_000),
-        200, 500,
+        rng.integers(0, 200, 20_000),
+        rng.integers(0, 500, 20_000),
+        np.ones(20_000),
+        200,
+        500,
     )
     train, test = split_per_user(m, fraction=0.25, seed=0)
     assert train.nnz + test.nnz == m.nnz

@@ -9,8 +9,8 @@ from recommendations.engine.evaluate import evaluate, evaluate_top_lists
 def test_perfect_and_reversed_scorers():
     train = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0]], np.float32))
     test = sp.csr_matrix(np.array([[0, 1, 0, 0, 0], [0, 0, 0, 0, 1]], np.float32))
-    perfect = lambda users: test[users].toarray()  # noqa: E731
-    reverse = lambda users: -test[users].toarray()  # noqa: E731
+    perfect = lambda users: test[users].toarray()
+    reverse = lambda users: -test[users].toarray()
     good = evaluate(perfect, train, test, k=2)
     bad = evaluate(reverse, train, test, k=2)
     assert good["precision_at_2"] == 0.5 and good["recall_at_2"] == 1.0

@@ -24,11 +24,17 @@ def test_rows_sum_to_one_and_new_item_equals_known_minus_identity(log):
     fz = ItemFeaturizer.fit(items, identity_share=0.5, text_max_features=300)
     f = fz.transform(items)
     assert np.allclose(np.asarray(f.sum(axis=1)).ravel(), 1.0, atol=1e-5)
-    new = fz.transform_new(
-        title=items.titles[3], description=items.descriptions[3],
-        categories=items.categories[3], tags=items.tags[3],
-        attributes=items.attributes[3],
-    ).toarray().ravel()
+    new = (
+        fz.transform_new(
+            title=items.titles[3],
+            description=items.descriptions[3],
+            categories=items.categories[3],
+            tags=items.tags[3],
+            attributes=items.attributes[3],
+        )
+        .toarray()
+        .ravel()
+    )
     known = f[3].toarray().ravel()
     known[3] = 0.0
     assert np.allclose(new, known * 2.0, atol=1e-6)

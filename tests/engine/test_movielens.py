@@ -8,14 +8,19 @@ from recommendations.engine.types import InteractionTypeSpec
 
 
 def test_ml100k_layout(tmp_path):
-    (tmp_path / "u.data").write_text("1\t10\t5\t881250949\n2\t20\t3\t891717742\n1\t20\t4\t1\n")
+    (tmp_path / "u.data").write_text(
+        "1\t10\t5\t881250949\n2\t20\t3\t891717742\n1\t20\t4\t1\n"
+    )
     flags = ["0"] * 19
     action_comedy = list(flags)
     action_comedy[1] = action_comedy[5] = "1"
     (tmp_path / "u.item").write_bytes(
-        ("10|Caf\xe9 Story (1995)|01-Jan-1995||http://x|" + "|".join(action_comedy) + "\n"
-         "20|Other (1996)|01-Jan-1996||http://y|" + "|".join(flags) + "\n"
-         ).encode("latin-1")
+        (
+            "10|Caf\xe9 Story (1995)|01-Jan-1995||http://x|"
+            + "|".join(action_comedy)
+            + "\n"
+            "20|Other (1996)|01-Jan-1996||http://y|" + "|".join(flags) + "\n"
+        ).encode("latin-1")
     )
     (tmp_path / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|94043\n")
     log = load_movielens(tmp_path)
@@ -39,7 +44,7 @@ def test_ml_latest_layout(tmp_path):
         "9,50,5.0,964982224\n"
     )
     (tmp_path / "movies.csv").write_text(
-        'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n'
+        "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n"
         '50,"Usual Suspects, The (1995)",Crime|Mystery\n3,None,(no genres listed)\n'
     )
     log = load_movielens(tmp_path)

@@ -36,8 +36,11 @@ def test_exclusions_are_never_returned(log, recommender):
 def test_allowed_restricts_candidates(log, recommender):
     allowed = np.arange(100, 140)
     res = recommender.recommend(
-        user_pk=3, history_item_pks=_history(log, 2), k=10,
-        allowed_item_pks=allowed, exclude_item_pks=np.array([100, 101]),
+        user_pk=3,
+        history_item_pks=_history(log, 2),
+        k=10,
+        allowed_item_pks=allowed,
+        exclude_item_pks=np.array([100, 101]),
     )
     _check(res, 10)
     assert len(res) == 10
@@ -59,8 +62,10 @@ def test_fold_in_moves_recommendations_toward_a_new_topic(log, recommender):
     )
     new = in_topic[:8]
     after = recommender.recommend(
-        user_pk=None, history_item_pks=np.concatenate([history, new, new]),
-        k=20, exclude_item_pks=np.concatenate([history, new]),
+        user_pk=None,
+        history_item_pks=np.concatenate([history, new, new]),
+        k=20,
+        exclude_item_pks=np.concatenate([history, new]),
     )
     share_before = np.isin(before.item_pks, in_topic).mean()
     share_after = np.isin(after.item_pks, in_topic).mean()
@@ -77,7 +82,9 @@ def test_known_user_with_new_history_changes_without_retraining(log, recommender
     counts = np.bincount(log.user_index)
     user = int(np.flatnonzero((counts >= 15) & (counts <= 40))[0])
     history = _history(log, user)
-    liked = np.bincount(log.item_topics[history - 1], minlength=log.item_topics.max() + 1)
+    liked = np.bincount(
+        log.item_topics[history - 1], minlength=log.item_topics.max() + 1
+    )
     target = np.flatnonzero(log.item_topics == int(np.argmin(liked)))
     in_topic = item_pks(target)
     popular_first = item_pks(target[np.argsort(-recommender.bundle.popularity[target])])
@@ -92,7 +99,9 @@ def test_known_user_with_new_history_changes_without_retraining(log, recommender
         exclude_item_pks=np.concatenate([history, extra]),
     )
     assert b.strategy == "personalized"
-    assert np.isin(b.item_pks, in_topic).sum() >= np.isin(a.item_pks, in_topic).sum() + 2
+    assert (
+        np.isin(b.item_pks, in_topic).sum() >= np.isin(a.item_pks, in_topic).sum() + 2
+    )
 
 
 def test_unknown_user_with_attributes_is_cold_user_and_nobody_is_popular(
@@ -100,23 +109,29 @@ def test_unknown_user_with_attributes_is_cold_user_and_nobody_is_popular(
 ):
     category = log.extra["category_names"][0]
     res = recommender.recommend(
-        user_pk=10**9, history_item_pks=np.array([], dtype=np.int64),
-        user_attributes={"age": 30, "interests": [category]}, k=10,
+        user_pk=10**9,
+        history_item_pks=np.array([], dtype=np.int64),
+        user_attributes={"age": 30, "interests": [category]},
+        k=10,
     )
     _check(res, 10)
     assert res.strategy == "cold_user" and len(res) == 10
     nobody = recommender.recommend(user_pk=None, history_item_pks=None, k=10)
     assert nobody.strategy == "popular"
-    assert nobody.item_pks[0] == recommender.item_pks[np.argmax(
-        recommender.bundle.popularity)]
+    assert (
+        nobody.item_pks[0]
+        == recommender.item_pks[np.argmax(recommender.bundle.popularity)]
+    )
 
 
 def test_new_item_from_metadata_lands_near_its_category(log, recommender):
     topics = log.item_topics
     source = log.items[11]
     vec = recommender.item_vector_from_metadata(
-        title=source["title"], description=source["description"],
-        categories=source["categories"], tags=source["tags"],
+        title=source["title"],
+        description=source["description"],
+        categories=source["categories"],
+        tags=source["tags"],
         attributes=source["attributes"],
     )
     res = recommender.similar_items(item_vector=vec, k=10)
@@ -130,8 +145,10 @@ def test_new_item_from_metadata_lands_near_its_category(log, recommender):
 def test_overlay_items_are_candidates_and_respect_exclusions(log, recommender):
     source = log.items[20]
     vec = recommender.item_vector_from_metadata(
-        title=source["title"], description=source["description"],
-        categories=source["categories"], tags=source["tags"],
+        title=source["title"],
+        description=source["description"],
+        categories=source["categories"],
+        tags=source["tags"],
         attributes=source["attributes"],
     )
     overlay = ItemOverlay.from_vectors(

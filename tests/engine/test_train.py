@@ -39,9 +39,11 @@ def test_metrics_and_stats_are_reported(trained):
         assert np.isfinite(trained.metrics[f"cold_{key}"]), key
     # cold items ranked from metadata alone must beat chance
     assert trained.metrics["cold_auc"] > 0.6
-    assert trained.data_stats["n_items"] == len(synthetic.item_metadata(
-        synthetic.generate(n_users=2, n_items=900, n_interactions=4, seed=0)
-    ))
+    assert trained.data_stats["n_items"] == len(
+        synthetic.item_metadata(
+            synthetic.generate(n_users=2, n_items=900, n_interactions=4, seed=0)
+        )
+    )
     chosen = trained.params["chosen"]
     assert 0.0 <= chosen["blend_alpha"] <= 1.0
     assert chosen["item_item"]["model"] == "ease"

@@ -1,0 +1,348 @@
+"""Offline quality benchmark of the default configuration against baselines.
+
+Protocol (the same held-out split for every model): every interaction is a positive
+(synthetic dislikes are dropped), distinct (user, item) pairs are split per user at
+random 75/25, items seen in training are excluded, metrics @10 on the 25%. The
+default configuration is evaluated THROUGH `Recommender` (the serving object); the
+baselines through dense score matrices. Results replace this data set's section in
+docs/quality.md.
+
+    .venv/bin/python benchmarks/quality.py --synthetic --users 2000 --items 3000 \
+        --interactions 100000
+    .venv/bin/python benchmarks/quality.py --movielens /path/to/ml-100k
+    .venv/bin/python benchmarks/quality.py --serving-speed --items 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recommendations.engine import synthetic
+from recommendations.engine.baselines import (
+    EASE,
+    ItemKNN,
+    LightFMScorer,
+    Popularity,
+)
+from recommendations.engine.evaluate import (
+    evaluate,
+    evaluate_top_lists,
+    holdout_pairs,
+)
+from recommendations.engine.itemitem import prune_dense_top_k
+from recommendations.engine.recommender import (
+    Recommender,
+    pin_single_blas_thread,
+)
+from recommendations.engine.train import train_model
+from recommendations.engine.types import TrainConfig
+
+DOC = ROOT / "docs" / "quality.md"
+COLUMNS = ("precision_at_10", "recall_at_10", "ndcg_at_10", "coverage")
+
+
+def machine() -> str:
+    """nproc and CPU model."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs (nproc), {cpu}, Python {platform.python_version()}"
+
+
+def load(args) -> tuple[str, synthetic.InteractionLog]:
+    """The data set and its section key."""
+    if args.movielens:
+        from recommendations.engine.movielens import load_movielens
+
+        return f"MovieLens {Path(args.movielens).name}", load_movielens(args.movielens)
+    log = synthetic.generate(
+        n_users=args.users,
+        n_items=args.items,
+        n_interactions=args.interactions,
+        seed=args.seed,
+    )
+    key = f"synthetic {args.users} users x {args.items} items, {args.interactions} rows"
+    return key, log
+
+
+def run_quality(args) -> None:
+    """Fit every model on the same split and write the table."""
+    key, log = load(args)
+    keep = np.ones(log.n_rows, dtype=bool)
+    if "dislike" in log.type_names:
+        keep = log.type_index != log.type_names.index("dislike")
+    n_users, n_items = len(log.users), len(log.items)
+    train, test = holdout_pairs(
+        log.user_index[keep],
+        log.item_index[keep],
+        n_users,
+        n_items,
+        fraction=0.25,
+        seed=args.seed,
+    )
+    print(
+        f"{key}: {train.nnz + test.nnz} positive pairs, train {train.nnz}, "
+        f"test {test.nnz}, density {(train.nnz + test.nnz) / n_users / n_items:.4f}",
+        flush=True,
+    )
+    rows: list[tuple[str, dict, float]] = []
+
+    def record(name: str, metrics: dict, fit_s: float) -> None:
+        rows.append((name, metrics, fit_s))
+        shown = " ".join(f"{c.split('_')[0][:4]}={metrics[c]:.4f}" for c in COLUMNS)
+        print(f"  {name:<38} {shown} fit={fit_s:.1f}s", flush=True)
+
+    config = TrainConfig(time_budget_s=args.budget)
+    t0 = time.perf_counter()
+    result = train_model(
+        synthetic.training_data_from_pairs(log, train),
+        config,
+        progress=_progress_printer(),
+    )
+    fit_default = time.perf_counter() - t0
+    print(flush=True)
+    rec = Recommender(result.bundle)
+
+    def recommend(u: int) -> np.ndarray:
+        seen = train.indices[train.indptr[u] : train.indptr[u + 1]] + 1
+        res = rec.recommend(
+            user_pk=u + 1, history_item_pks=seen, k=10, exclude_item_pks=seen
+        )
+        return res.item_pks - 1
+
+    with pin_single_blas_thread():
+        t0 = time.perf_counter()
+        served = evaluate_top_lists(recommend, test)
+        per_request = (time.perf_counter() - t0) / max(served["n_users"], 1)
+    record("**default config via Recommender**", served, fit_default)
+    b = result.bundle
+    record(
+        "LightFM hybrid alone (same fit)",
+        evaluate(
+            lambda u: b.user_embeddings[u] @ b.item_embeddings.T + b.item_biases,
+            train,
+            test,
+        ),
+        float("nan"),
+    )
+    baselines = [
+        Popularity(),
+        ItemKNN(k=100, shrink=10.0),
+        EASE(factor=4.0),
+        LightFMScorer(
+            name="LightFM pure CF (32 comp, 30 epochs)",
+            components=32,
+            epochs=30,
+            seed=args.seed,
+        ),
+    ]
+    for model in baselines:
+        t0 = time.perf_counter()
+        model.fit(train)
+        fit_s = time.perf_counter() - t0
+        name = model.name
+        if isinstance(model, EASE):
+            name = f"EASE dense (lambda = 4 x mean pop = {model.lam_used:.0f})"
+        record(name, evaluate(model, train, test), fit_s)
+        if isinstance(model, EASE):
+            pruned = prune_dense_top_k(model.b, config.neighbors_k)
+            record(
+                f"EASE pruned to top-{config.neighbors_k}/item",
+                evaluate(_sparse_scorer(model.train, pruned), train, test),
+                fit_s,
+            )
+    write_section(key, args, rows, result, per_request)
+
+
+def _sparse_scorer(history, neighbors):
+    def scorer(users: np.ndarray) -> np.ndarray:
+        return (history[users] @ neighbors).toarray()
+
+    return scorer
+
+
+def _progress_printer():
+    last = [-1]
+
+    def show(stage: str, fraction: float) -> None:
+        pct = int(fraction * 100)
+        if pct // 5 != last[0] // 5:
+            last[0] = pct
+            print(
+                f"\r  training default config: {pct:3d}% ({stage})   ",
+                end="",
+                flush=True,
+            )
+
+    return show
+
+
+def write_section(key, args, rows, result, per_request) -> None:
+    """Replace this data set's section of docs/quality.md."""
+    command = ".venv/bin/python benchmarks/quality.py " + " ".join(sys.argv[1:])
+    lines = [
+        f"<!-- run: {key} -->",
+        f"### {key}",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}  ",
+        (
+            f"Date: {dt.date.today().isoformat()}; seed {args.seed}; "
+            f"time budget {args.budget:.0f} s"
+        ),
+        "",
+        "| model | P@10 | R@10 | NDCG@10 | coverage | fit time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m, fit_s in rows:
+        fit = "(shared)" if not np.isfinite(fit_s) else f"{fit_s:.1f} s"
+        lines.append(
+            f"| {name} | {m['precision_at_10']:.4f} | {m['recall_at_10']:.4f} | "
+            f"{m['ndcg_at_10']:.4f} | {m['coverage']:.3f} | {fit} |"
+        )
+    chosen = result.params["chosen"]
+    vm = result.metrics
+    lines += [
+        "",
+        f"Chosen on validation: {chosen}.  ",
+        (
+            "Validation metrics of the chosen model (inner split of the 75%): "
+            f"P@10 {vm.get('precision_at_10', float('nan')):.4f}, "
+            f"AUC {vm.get('auc', float('nan')):.3f}; cold items (5% held out, "
+            f"metadata only): P@10 {vm.get('cold_precision_at_10', float('nan')):.4f}"
+            f", AUC {vm.get('cold_auc', float('nan')):.3f}.  "
+        ),
+        (
+            f"Serving: {per_request * 1e3:.2f} ms per `recommend` call (history + "
+            "exclusions, one thread) while evaluating.  "
+        ),
+        "Training timings: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()),
+        f"<!-- end: {key} -->",
+        "",
+    ]
+    replace_section(key, "\n".join(lines))
+
+
+def replace_section(key: str, text: str) -> None:
+    """Insert or replace one marked section of the document."""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    doc = DOC.read_text() if DOC.exists() else HEADER
+    pattern = re.compile(
+        rf"<!-- run: {re.escape(key)} -->.*?<!-- end: {re.escape(key)} -->\n?",
+        re.DOTALL,
+    )
+    if pattern.search(doc):
+        doc = pattern.sub(lambda _: text, doc)
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    DOC.write_text(doc)
+    print(f"wrote {DOC}")
+
+
+HEADER = """# Recommendation quality
+
+Generated by `benchmarks/quality.py`; each section is one data set and is
+replaced when the benchmark is re-run on it.
+"""
+
+
+def run_serving_speed(args) -> None:
+    """Time Recommender requests on a synthetic catalog of `--items` items."""
+    pin_single_blas_thread()
+    log = synthetic.generate(
+        n_users=args.users,
+        n_items=args.items,
+        n_interactions=args.interactions,
+        seed=args.seed,
+    )
+    config = TrainConfig(
+        components=64, search=False, max_epochs=3, time_budget_s=args.budget
+    )
+    t0 = time.perf_counter()
+    result = train_model(synthetic.to_training_data(log), config)
+    print(
+        f"trained in {time.perf_counter() - t0:.1f} s; ann={result.bundle.ann_index is not None}"
+    )
+    rec = Recommender(result.bundle)
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, len(log.users), 300)
+    hists = [np.unique(log.item_index[log.user_index == u]) + 1 for u in users]
+    for label, kwargs in (
+        (
+            "known user, history + exclusions",
+            lambda u, h: {
+                "user_pk": int(u) + 1,
+                "history_item_pks": h,
+                "exclude_item_pks": h,
+            },
+        ),
+        (
+            "unknown user, fold-in from history",
+            lambda u, h: {
+                "user_pk": None,
+                "history_item_pks": h,
+                "exclude_item_pks": h,
+            },
+        ),
+    ):
+        times = []
+        for u, h in zip(users, hists):
+            t = time.perf_counter()
+            rec.recommend(k=50, **kwargs(u, h))
+            times.append(time.perf_counter() - t)
+        times = np.array(times[20:]) * 1e3
+        print(
+            f"{label}: median {np.median(times):.3f} ms, p95 "
+            f"{np.percentile(times, 95):.3f} ms (k=50, {args.items} items, "
+            f"median history {int(np.median([len(h) for h in hists]))})"
+        )
+    times = []
+    for i in range(1, 281):
+        t = time.perf_counter()
+        rec.similar_items(item_pk=i, k=20)
+        times.append(time.perf_counter() - t)
+    times = np.array(times[20:]) * 1e3
+    print(
+        f"similar_items: median {np.median(times):.3f} ms, p95 {np.percentile(times, 95):.3f} ms"
+    )
+
+
+def main() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--synthetic", action="store_true")
+    source.add_argument("--movielens", metavar="DIR")
+    source.add_argument("--serving-speed", action="store_true")
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--items", type=int, default=3000)
+    parser.add_argument("--interactions", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--budget", type=float, default=TrainConfig().time_budget_s)
+    args = parser.parse_args()
+    if args.serving_speed:
+        run_serving_speed(args)
+    else:
+        run_quality(args)
+
+
+if __name__ == "__main__":
+    main()
