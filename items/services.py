@@ -105,7 +105,9 @@ def item_create(
                 available_from=available_from,
                 available_until=available_until,
             )
-            _item_labels_replace(field="categories", names_by_item={item.pk: categories})
+            _item_labels_replace(
+                field="categories", names_by_item={item.pk: categories}
+            )
             _item_labels_replace(field="tags", names_by_item={item.pk: tags})
     except IntegrityError as exc:
         if Item.objects.filter(external_id=external_id).exists():
@@ -129,8 +131,10 @@ def item_update(*, item: Item, **fields: Any) -> Item:
     return item
 
 
-def item_set_hidden(*, items: QuerySet[Item] | Iterable[Item | int], hidden: bool) -> int:
-    """Hide or show items at once (serving reads it per request); returns rows changed."""
+def item_set_hidden(
+    *, items: QuerySet[Item] | Iterable[Item | int], hidden: bool
+) -> int:
+    """Hide or show items, effective at once; returns the number of rows changed."""
     if isinstance(items, QuerySet):
         queryset = items
     else:
@@ -185,9 +189,13 @@ def item_upsert_many(*, rows: Sequence[Any]) -> UpsertResult:
                 del latest[external_id]
         groups: dict[tuple[str, ...], list[dict]] = defaultdict(list)
         for _, row in latest.values():
-            fields = tuple(sorted(k for k in row if k != "external_id" and k not in LABEL_FIELDS))
+            fields = tuple(
+                sorted(k for k in row if k != "external_id" and k not in LABEL_FIELDS)
+            )
             groups[fields].append(row)
-        names_by_item: dict[str, dict[int, list[str]]] = {name: {} for name in LABEL_FIELDS}
+        names_by_item: dict[str, dict[int, list[str]]] = {
+            name: {} for name in LABEL_FIELDS
+        }
         for fields, group in groups.items():
             objs = [
                 Item(**{k: v for k, v in row.items() if k not in LABEL_FIELDS})
@@ -225,7 +233,9 @@ def labels_get_or_create(*, model: type[Model], names: Iterable[str]) -> dict[st
     return found
 
 
-def _item_labels_replace(*, field: str, names_by_item: Mapping[int, Sequence[str]]) -> None:
+def _item_labels_replace(
+    *, field: str, names_by_item: Mapping[int, Sequence[str]]
+) -> None:
     """Replace the `categories` or `tags` of these items: one DELETE, one INSERT."""
     if not names_by_item:
         return

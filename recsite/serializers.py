@@ -1,6 +1,7 @@
 """Serializers shared by the apps' APIs: the answers of batch endpoints (docs)."""
 
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.response import Response
 
 
 class RejectedRowSerializer(serializers.Serializer):
@@ -17,7 +18,9 @@ class BulkUpsertResultSerializer(serializers.Serializer):
     """Answer of `POST …/bulk/`: valid rows are stored even when others are rejected."""
 
     created = serializers.IntegerField(help_text="Distinct ids created.")
-    updated = serializers.IntegerField(help_text="Distinct ids that existed and were updated.")
+    updated = serializers.IntegerField(
+        help_text="Distinct ids that existed and were updated."
+    )
     accepted = serializers.IntegerField(help_text="Rows stored.")
     rejected = RejectedRowSerializer(many=True)
 
@@ -75,10 +78,7 @@ def query_filters(serializer_class: type[serializers.Serializer], request) -> di
 
 
 def bulk_upsert_response(result, *, rows: int):
-    """201 with an UpsertResult's counts, or 400 with the same body if no row was valid."""
-    from rest_framework import status
-    from rest_framework.response import Response
-
+    """201 with an UpsertResult's counts; 400 (same body) when no row was valid."""
     body = {
         "created": result.created,
         "updated": result.updated,
@@ -87,5 +87,6 @@ def bulk_upsert_response(result, *, rows: int):
     }
     all_rejected = len(result.rejected) == rows
     return Response(
-        body, status=status.HTTP_400_BAD_REQUEST if all_rejected else status.HTTP_201_CREATED
+        body,
+        status=status.HTTP_400_BAD_REQUEST if all_rejected else status.HTTP_201_CREATED,
     )

@@ -35,10 +35,14 @@ USER_ROW = RowSpec(
 )
 
 
-def api_key_create(*, name: str, kind: str = ApiKey.Kind.WRITE, created_by=None) -> tuple[ApiKey, str]:
-    """Create a key; returns the row and the raw key, which is never stored or shown again."""
+def api_key_create(
+    *, name: str, kind: str = ApiKey.Kind.WRITE, created_by=None
+) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the raw key (never stored or shown again)."""
     if kind not in ApiKey.Kind.values:
-        raise ValueError(f"Unknown key kind {kind!r}; choose from {ApiKey.Kind.values}.")
+        raise ValueError(
+            f"Unknown key kind {kind!r}; choose from {ApiKey.Kind.values}."
+        )
     prefix = secrets.token_hex(4)
     raw_key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
@@ -65,7 +69,10 @@ def user_data_clean(data: Any, *, user: EndUser | None = None) -> dict:
     cleaned, errors = clean_row(USER_ROW, data, partial=user is not None)
     if errors:
         raise ValidationError(errors)
-    if user is not None and cleaned.pop("external_id", user.external_id) != user.external_id:
+    if (
+        user is not None
+        and cleaned.pop("external_id", user.external_id) != user.external_id
+    ):
         raise ValidationError({"id": [ID_IMMUTABLE]})
     return cleaned
 
@@ -74,7 +81,9 @@ def user_create(*, external_id: str, attributes: dict | None = None) -> EndUser:
     """Create an end-user; a taken id is a validation error on `id`."""
     try:
         with transaction.atomic():
-            return EndUser.objects.create(external_id=external_id, attributes=attributes or {})
+            return EndUser.objects.create(
+                external_id=external_id, attributes=attributes or {}
+            )
     except IntegrityError as exc:
         raise ValidationError({"id": [USER_EXISTS]}) from exc
 

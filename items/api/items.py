@@ -41,7 +41,9 @@ class ItemSerializer(serializers.ModelSerializer):
     """An item as returned; categories and tags are names (alphabetical)."""
 
     id = serializers.CharField(source="external_id", read_only=True)
-    categories = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    categories = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="name"
+    )
     tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
     attributes = attributes_field(read_only=True)
 
@@ -76,17 +78,22 @@ class ItemWriteSerializer(serializers.Serializer):
     """An item as sent (documentation: validation is `items.services.ITEM_ROW`)."""
 
     id = serializers.CharField(max_length=255)
-    title = serializers.CharField(max_length=MAX_TITLE_LENGTH, required=False, allow_blank=True)
+    title = serializers.CharField(
+        max_length=MAX_TITLE_LENGTH, required=False, allow_blank=True
+    )
     description = serializers.CharField(
         max_length=MAX_DESCRIPTION_LENGTH, required=False, allow_blank=True
     )
-    categories = _labels_field("Category names (created when new); replace the stored ones.")
+    categories = _labels_field(
+        "Category names (created when new); replace the stored ones."
+    )
     tags = _labels_field("Tag names (created when new); replace the stored ones.")
     attributes = attributes_field(
         required=False, help_text="Replaces the stored attributes when given."
     )
     is_hidden = serializers.BooleanField(
-        required=False, help_text="Hidden items are never recommended (takes effect at once)."
+        required=False,
+        help_text="Hidden items are never recommended (takes effect at once).",
     )
     available_from = serializers.DateTimeField(
         required=False, allow_null=True, help_text="ISO 8601 or unix seconds."
@@ -134,7 +141,9 @@ class ItemFilterSerializer(serializers.Serializer):
     list=extend_schema(summary="List items", parameters=[ItemFilterSerializer]),
     retrieve=extend_schema(summary="Get an item", parameters=[ID_PARAMETER]),
 )
-class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ItemViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """The catalog, addressed by item ids of your application."""
 
     serializer_class = ItemSerializer

@@ -16,7 +16,7 @@ from recsite.validation import NON_FIELD_ERRORS, batch_error
 
 
 class InteractionInSerializer(serializers.Serializer):
-    """One interaction as sent (documentation: validation is `interaction_rows_clean`)."""
+    """One interaction as sent (docs only: `interaction_rows_clean` validates)."""
 
     user = serializers.CharField(
         max_length=255, help_text="End-user id; an unknown user is created."
@@ -106,7 +106,10 @@ class InteractionViewSet(viewsets.GenericViewSet):
             "stored again, so a retried batch is safe."
         ),
         request=_one_or_many,
-        responses={201: InteractionBatchResultSerializer, 400: InteractionBatchResultSerializer},
+        responses={
+            201: InteractionBatchResultSerializer,
+            400: InteractionBatchResultSerializer,
+        },
         examples=[
             OpenApiExample(
                 "Batch",
@@ -129,7 +132,9 @@ class InteractionViewSet(viewsets.GenericViewSet):
                 value={
                     "accepted": 1,
                     "duplicates": 0,
-                    "rejected": [{"index": 1, "errors": {"item": ["Unknown item 'i2'."]}}],
+                    "rejected": [
+                        {"index": 1, "errors": {"item": ["Unknown item 'i2'."]}}
+                    ],
                 },
             ),
         ],
@@ -150,5 +155,8 @@ class InteractionViewSet(viewsets.GenericViewSet):
         }
         all_rejected = len(result.rejected) == len(rows)
         return Response(
-            body, status=status.HTTP_400_BAD_REQUEST if all_rejected else status.HTTP_201_CREATED
+            body,
+            status=status.HTTP_400_BAD_REQUEST
+            if all_rejected
+            else status.HTTP_201_CREATED,
         )

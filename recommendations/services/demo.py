@@ -44,8 +44,12 @@ def interaction_types_ensure(*, names: Sequence[str]) -> dict[str, int]:
     pks = {}
     for name in names:
         spec = suggested.get(name)
-        defaults = {"weight": spec.weight, "is_positive": spec.is_positive} if spec else {}
-        pks[name] = InteractionType.objects.get_or_create(name=name, defaults=defaults)[0].pk
+        defaults = (
+            {"weight": spec.weight, "is_positive": spec.is_positive} if spec else {}
+        )
+        pks[name] = InteractionType.objects.get_or_create(name=name, defaults=defaults)[
+            0
+        ].pk
     interaction_types_cache_clear()
     return pks
 
@@ -81,15 +85,21 @@ def demo_data_load(
     the same users again is refused unless `replace`, which first deletes their
     interactions. One transaction: all or nothing.
     """
-    users: list[dict[str, Any]] = [{**user, "id": str(user["id"])} for user in log.users]
-    items: list[dict[str, Any]] = [{**item, "id": str(item["id"])} for item in log.items]
+    users: list[dict[str, Any]] = [
+        {**user, "id": str(user["id"])} for user in log.users
+    ]
+    items: list[dict[str, Any]] = [
+        {**item, "id": str(item["id"])} for item in log.items
+    ]
     with transaction.atomic():
         type_pks = interaction_types_ensure(names=log.type_names)
         user_pks = _upsert_all(user_upsert_many, users, "user")
         item_pks = _upsert_all(item_upsert_many, items, "item")
         user_array = np.array([user_pks[user["id"]] for user in users], dtype=np.int64)
         item_array = np.array([item_pks[item["id"]] for item in items], dtype=np.int64)
-        type_array = np.array([type_pks[name] for name in log.type_names], dtype=np.int64)
+        type_array = np.array(
+            [type_pks[name] for name in log.type_names], dtype=np.int64
+        )
         replaced = 0
         with connection.cursor() as cursor:
             table = Interaction._meta.db_table

@@ -140,7 +140,9 @@ def interaction_rows_clean(
     rejected: list[dict] = []
     for index, row in enumerate(rows):
         if type(row) is not dict:
-            rejected.append({"index": index, "errors": {NON_FIELD_ERRORS: [NOT_AN_OBJECT]}})
+            rejected.append(
+                {"index": index, "errors": {NON_FIELD_ERRORS: [NOT_AN_OBJECT]}}
+            )
             continue
         errors: dict[str, list[str]] = {}
         if not FIELDS.issuperset(row):
@@ -198,7 +200,13 @@ def interaction_rows_clean(
         else:
             valid.append(
                 InteractionRow(
-                    index, user, item, type_name, value, timestamp, event_id,
+                    index,
+                    user,
+                    item,
+                    type_name,
+                    value,
+                    timestamp,
+                    event_id,
                     recommendation_id,
                 )
             )
@@ -226,7 +234,9 @@ def interaction_record_many(
         # was stale): look everything up again once.
         interaction_types_cache_clear()
         result = _record(valid)
-    result.rejected = sorted(rejected + result.rejected, key=lambda entry: entry["index"])
+    result.rejected = sorted(
+        rejected + result.rejected, key=lambda entry: entry["index"]
+    )
     return result
 
 
@@ -334,7 +344,9 @@ def interaction_copy_many(
             stop = min(start + chunk_rows, n_rows)
             micros = np.rint(np.asarray(timestamps[start:stop], dtype=np.float64) * 1e6)
             stamps = np.datetime_as_string(
-                micros.astype(np.int64).astype("datetime64[us]"), unit="us", timezone="UTC"
+                micros.astype(np.int64).astype("datetime64[us]"),
+                unit="us",
+                timezone="UTC",
             ).tolist()
             if values is None:
                 value_text = ["\\N"] * (stop - start)

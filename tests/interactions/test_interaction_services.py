@@ -66,7 +66,10 @@ def in_rollback(fn):
     """Run `fn`, return its result and the stored state, then undo it."""
     with transaction.atomic():
         result = fn()
-        state = (snapshot(), sorted(EndUser.objects.values_list("external_id", flat=True)))
+        state = (
+            snapshot(),
+            sorted(EndUser.objects.values_list("external_id", flat=True)),
+        )
         transaction.set_rollback(True)
     return result, state
 
@@ -83,19 +86,55 @@ def test_record_many_stores_exactly_what_the_orm_path_stores():
         event_id="already-stored",
     )
     rows = [
-        {"user": "existing", "item": "i0", "type": "view", "event_id": "already-stored"},
-        {"user": "existing", "item": "i1", "type": "rating", "value": 3, "timestamp": 1714557600.25},
-        {"user": "new", "item": "i2", "type": "purchase", "timestamp": "2024-05-01T10:00:00.123456Z"},
-        {"user": "new", "item": "i3", "type": "like", "event_id": "e1",
-         "recommendation_id": "0b5e5c52-8c1e-4a47-9d55-0a0c8d3e8e11"},
+        {
+            "user": "existing",
+            "item": "i0",
+            "type": "view",
+            "event_id": "already-stored",
+        },
+        {
+            "user": "existing",
+            "item": "i1",
+            "type": "rating",
+            "value": 3,
+            "timestamp": 1714557600.25,
+        },
+        {
+            "user": "new",
+            "item": "i2",
+            "type": "purchase",
+            "timestamp": "2024-05-01T10:00:00.123456Z",
+        },
+        {
+            "user": "new",
+            "item": "i3",
+            "type": "like",
+            "event_id": "e1",
+            "recommendation_id": "0b5e5c52-8c1e-4a47-9d55-0a0c8d3e8e11",
+        },
         {"user": "new", "item": "i3", "type": "like", "event_id": "e1"},  # repeat
         {"user": "other", "item": "missing", "type": "view"},  # unknown item
         {"user": "other", "item": "i1", "type": "nope"},  # unknown type
-        {"user": 17, "item": "i1", "type": "click", "value": -2.5, "timestamp": 1714557600},
-        {"user": "new", "item": "i1", "type": "view", "timestamp": "2030-01-01"},  # future
-    ] + [{"user": f"bulk{k % 7}", "item": f"i{k % 4}", "type": "view"} for k in range(50)]
+        {
+            "user": 17,
+            "item": "i1",
+            "type": "click",
+            "value": -2.5,
+            "timestamp": 1714557600,
+        },
+        {
+            "user": "new",
+            "item": "i1",
+            "type": "view",
+            "timestamp": "2030-01-01",
+        },  # future
+    ] + [
+        {"user": f"bulk{k % 7}", "item": f"i{k % 4}", "type": "view"} for k in range(50)
+    ]
 
-    fast_result, fast_state = in_rollback(lambda: interaction_record_many(rows=rows, now=NOW))
+    fast_result, fast_state = in_rollback(
+        lambda: interaction_record_many(rows=rows, now=NOW)
+    )
     orm_result, orm_state = in_rollback(lambda: record_with_orm(rows))
 
     assert (fast_result.accepted, fast_result.duplicates) == orm_result == (54, 2)
@@ -114,7 +153,9 @@ def test_copy_many_stores_exactly_what_the_orm_path_stores():
     user_pks = np.array([users[k].pk for k in rng.integers(0, 3, n)])
     item_pks = np.array([items[k].pk for k in rng.integers(0, 4, n)])
     type_pks = np.array([types[k].pk for k in rng.integers(0, 3, n)])
-    values = np.where(rng.random(n) < 0.5, np.nan, rng.normal(0, 3, n)).astype(np.float32)
+    values = np.where(rng.random(n) < 0.5, np.nan, rng.normal(0, 3, n)).astype(
+        np.float32
+    )
     stamps = 1.7e9 + np.round(rng.random(n) * 1e7, 6)
 
     def orm():
@@ -126,7 +167,9 @@ def test_copy_many_stores_exactly_what_the_orm_path_stores():
                 value=None if np.isnan(v) else float(v),
                 timestamp=datetime.fromtimestamp(float(s), tz=UTC),
             )
-            for u, i, t, v, s in zip(user_pks, item_pks, type_pks, values, stamps, strict=True)
+            for u, i, t, v, s in zip(
+                user_pks, item_pks, type_pks, values, stamps, strict=True
+            )
         )
 
     progress = []

@@ -46,7 +46,11 @@ def test_one_object_is_stored_with_all_fields(api_client, items):
     assert response.status_code == 201, response.json()
     assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
     row = Interaction.objects.select_related("user", "item", "type").get()
-    assert (row.user.external_id, row.item.external_id, row.type.name) == ("u1", "i1", "rating")
+    assert (row.user.external_id, row.item.external_id, row.type.name) == (
+        "u1",
+        "i1",
+        "rating",
+    )
     assert row.value == 4.5
     assert row.timestamp == datetime(2025, 1, 31, 12, tzinfo=UTC)
     assert row.event_id == "e-1"
@@ -79,14 +83,24 @@ def test_bad_rows_are_rejected_alone_with_indexes_and_messages(api_client, items
         {"user": "u1", "item": "i0", "type": "view", "timestamp": "yesterday"},  # 5
         {"user": "u1", "item": "i0", "type": "view", "timestamp": now + 3 * 86400},  # 6
         {"user": "u1", "item": "i0", "type": "view", "timestamp": now * 1000},  # 7 ms
-        {"user": "u1", "item": "i0", "type": "view", "colour": "red"},  # 8 unknown field
+        {
+            "user": "u1",
+            "item": "i0",
+            "type": "view",
+            "colour": "red",
+        },  # 8 unknown field
         {"item": "i0", "type": "view"},  # 9 missing user
         {"user": "x" * 256, "item": "i0", "type": "view"},  # 10 too long
         "not an object",  # 11
         {"user": "u1", "item": "i0", "type": "view", "recommendation_id": "nope"},  # 12
         {"user": ["u1"], "item": "i0", "type": 3},  # 13 wrong types
         {"user": "u1", "item": "i0", "type": "view", "event_id": ""},  # 14 empty
-        {"user": "u1", "item": "i1", "type": "view", "timestamp": 1_700_000_000},  # 15 ok
+        {
+            "user": "u1",
+            "item": "i1",
+            "type": "view",
+            "timestamp": 1_700_000_000,
+        },  # 15 ok
     ]
     response = post(api_client, rows)
     assert response.status_code == 201
@@ -129,7 +143,9 @@ def test_non_finite_numbers_are_rejected(api_client, items):
         {"index": 1, "errors": {"timestamp": [svc.TIMESTAMP_INVALID]}},
     ]
     # NaN is not JSON at all: the whole body is refused, with a message.
-    response = post(api_client, '[{"user": "u1", "item": "i0", "type": "view", "value": NaN}]')
+    response = post(
+        api_client, '[{"user": "u1", "item": "i0", "type": "view", "value": NaN}]'
+    )
     assert response.status_code == 400
     assert "JSON" in response.json()["detail"]
 
@@ -150,19 +166,63 @@ def test_every_row_rejected_is_400_with_the_same_body(api_client, items):
 def test_timestamp_formats(api_client, items):
     before = datetime.now(tz=UTC)
     rows = [
-        {"user": "u", "item": "i0", "type": "view", "event_id": "z", "timestamp": "2024-05-01T10:00:00Z"},
-        {"user": "u", "item": "i0", "type": "view", "event_id": "o", "timestamp": "2024-05-01T12:00:00+02:00"},
-        {"user": "u", "item": "i0", "type": "view", "event_id": "n", "timestamp": "2024-05-01T10:00:00"},
-        {"user": "u", "item": "i0", "type": "view", "event_id": "i", "timestamp": 1714557600},
-        {"user": "u", "item": "i0", "type": "view", "event_id": "f", "timestamp": 1714557600.5},
-        {"user": "u", "item": "i0", "type": "view", "event_id": "s", "timestamp": "1714557600"},
+        {
+            "user": "u",
+            "item": "i0",
+            "type": "view",
+            "event_id": "z",
+            "timestamp": "2024-05-01T10:00:00Z",
+        },
+        {
+            "user": "u",
+            "item": "i0",
+            "type": "view",
+            "event_id": "o",
+            "timestamp": "2024-05-01T12:00:00+02:00",
+        },
+        {
+            "user": "u",
+            "item": "i0",
+            "type": "view",
+            "event_id": "n",
+            "timestamp": "2024-05-01T10:00:00",
+        },
+        {
+            "user": "u",
+            "item": "i0",
+            "type": "view",
+            "event_id": "i",
+            "timestamp": 1714557600,
+        },
+        {
+            "user": "u",
+            "item": "i0",
+            "type": "view",
+            "event_id": "f",
+            "timestamp": 1714557600.5,
+        },
+        {
+            "user": "u",
+            "item": "i0",
+            "type": "view",
+            "event_id": "s",
+            "timestamp": "1714557600",
+        },
         {"user": "u", "item": "i0", "type": "view", "event_id": "d"},
-        {"user": "u", "item": "i0", "type": "view", "event_id": "null", "timestamp": None},
+        {
+            "user": "u",
+            "item": "i0",
+            "type": "view",
+            "event_id": "null",
+            "timestamp": None,
+        },
     ]
     assert post(api_client, rows).status_code == 201
     stamps = dict(Interaction.objects.values_list("event_id", "timestamp"))
     ten = datetime(2024, 5, 1, 10, tzinfo=UTC)
-    assert stamps["z"] == stamps["o"] == stamps["n"] == stamps["i"] == stamps["s"] == ten
+    assert (
+        stamps["z"] == stamps["o"] == stamps["n"] == stamps["i"] == stamps["s"] == ten
+    )
     assert stamps["f"] == ten + timedelta(milliseconds=500)
     assert before - timedelta(seconds=1) <= stamps["d"] <= datetime.now(tz=UTC)
     assert before - timedelta(seconds=1) <= stamps["null"] <= datetime.now(tz=UTC)
@@ -171,7 +231,12 @@ def test_timestamp_formats(api_client, items):
 @pytest.mark.django_db
 def test_retried_batch_is_idempotent_by_event_id(api_client, items):
     rows = [
-        {"user": f"u{n % 3}", "item": f"i{n % 3}", "type": "click", "event_id": f"ev-{n}"}
+        {
+            "user": f"u{n % 3}",
+            "item": f"i{n % 3}",
+            "type": "click",
+            "event_id": f"ev-{n}",
+        }
         for n in range(20)
     ]
     first = post(api_client, rows)
@@ -190,7 +255,11 @@ def test_event_id_repeated_inside_one_batch_is_a_duplicate(api_client, items):
         {"user": "u1", "item": "i2", "type": "view"},
         {"user": "u1", "item": "i2", "type": "view"},  # no event id: both kept
     ]
-    assert post(api_client, rows).json() == {"accepted": 3, "duplicates": 1, "rejected": []}
+    assert post(api_client, rows).json() == {
+        "accepted": 3,
+        "duplicates": 1,
+        "rejected": [],
+    }
     assert Interaction.objects.get(event_id="same").item.external_id == "i0"
     assert Interaction.objects.filter(event_id=None).count() == 2
 
@@ -216,7 +285,9 @@ def test_oversize_batch_is_refused_and_nothing_is_stored(api_client, items):
     response = post(api_client, rows)
     assert response.status_code == 400
     assert response.json() == {
-        "non_field_errors": [validation.BATCH_TOO_LARGE.format(max=10_000, count=10_001)]
+        "non_field_errors": [
+            validation.BATCH_TOO_LARGE.format(max=10_000, count=10_001)
+        ]
     }
     assert not Interaction.objects.exists()
 
@@ -246,7 +317,10 @@ def test_listing_interactions_is_not_an_endpoint(api_client):
 
 @pytest.mark.django_db
 def test_a_type_created_after_the_cache_filled_is_known(api_client, items):
-    assert post(api_client, {"user": "u1", "item": "i0", "type": "view"}).status_code == 201
+    assert (
+        post(api_client, {"user": "u1", "item": "i0", "type": "view"}).status_code
+        == 201
+    )
     InteractionType.objects.create(name="share", weight=2.0)
     response = post(api_client, {"user": "u1", "item": "i0", "type": "share"})
     assert response.status_code == 201, response.json()
@@ -256,7 +330,12 @@ def test_a_type_created_after_the_cache_filled_is_known(api_client, items):
 def test_batch_costs_a_constant_number_of_queries(api_client, items):
     def queries(n: int, offset: int) -> int:
         rows = [
-            {"user": f"q{offset + k}", "item": f"i{k % 3}", "type": "view", "event_id": f"q{offset + k}"}
+            {
+                "user": f"q{offset + k}",
+                "item": f"i{k % 3}",
+                "type": "view",
+                "event_id": f"q{offset + k}",
+            }
             for k in range(n)
         ]
         with CaptureQueriesContext(connection) as ctx:
@@ -274,7 +353,9 @@ def test_history_of_a_user_is_newest_first_and_paginated(api_client, read_only_c
     item = ItemFactory(external_id="h-item")
     base = datetime(2024, 1, 1, tzinfo=UTC)
     for n in range(5):
-        InteractionFactory(user=user, item=item, timestamp=base + timedelta(days=n), event_id=f"h{n}")
+        InteractionFactory(
+            user=user, item=item, timestamp=base + timedelta(days=n), event_id=f"h{n}"
+        )
     InteractionFactory(user=other, item=item)
     url = reverse("user-interactions", kwargs={"id": "hist"})
     response = read_only_client.get(url, {"page_size": 2})
@@ -298,7 +379,12 @@ def test_history_of_a_user_is_newest_first_and_paginated(api_client, read_only_c
 @pytest.mark.django_db
 def test_history_unknown_user_404_and_auth(api_client, anon_client, public_client):
     EndUserFactory(external_id="known")
-    assert api_client.get(reverse("user-interactions", kwargs={"id": "nobody"})).status_code == 404
+    assert (
+        api_client.get(
+            reverse("user-interactions", kwargs={"id": "nobody"})
+        ).status_code
+        == 404
+    )
     url = reverse("user-interactions", kwargs={"id": "known"})
     assert anon_client.get(url).status_code == 401
     assert public_client.get(url).status_code == 403

@@ -163,4 +163,3 @@ class UserViewSet(
         history = interaction_list_for_user(user=self.get_object())
         page = self.paginate_queryset(history)
         return self.get_paginated_response(InteractionSerializer(page, many=True).data)
-

@@ -22,7 +22,9 @@ def _positive(value: str) -> int:
 
 
 class Command(BaseCommand):
-    help = "Load generated demo users, items (with categories and tags) and interactions."
+    help = (
+        "Load generated demo users, items (with categories and tags) and interactions."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--users", type=_positive, default=1_000)
