@@ -1,0 +1,106 @@
+"""PostgreSQL goes away under a running gunicorn, then comes back.
+
+The database is reached through a TCP proxy the test controls; cutting it resets
+every open connection and refuses new ones, as a PostgreSQL restart does. During the
+outage: 503 with a clear JSON body under /api/, a plain 503 page in the admin, health
+"down" — never a traceback. Afterwards the same gunicorn serves again by itself.
+"""
+
+import time
+
+import pytest
+import requests
+
+from recsite.exceptions import DATABASE_UNAVAILABLE
+from tests.factories import InteractionTypeFactory, ItemFactory
+from tests.reliability.conftest import admin_session
+
+LEAKS = ("Traceback", "OperationalError", "psycopg2", "File \"", "connection to server")
+
+
+def _assert_no_leak(response: requests.Response) -> None:
+    for marker in LEAKS:
+        assert marker not in response.text, (marker, response.text[:500])
+
+
+def _api(base_url: str, key: str) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    return session
+
+
+def _interaction(n: int) -> dict:
+    return {"user": f"outage-user-{n}", "item": "outage-item", "type": "view",
+            "event_id": f"outage-{n}"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_restart_gives_503_then_recovers_without_restart(
+    gunicorn_via_proxy, pg_proxy, write_key, staff_credentials
+):
+    ItemFactory(external_id="outage-item")
+    InteractionTypeFactory(name="view")
+    base = gunicorn_via_proxy.base_url
+    api = _api(base, write_key)
+    admin = admin_session(base, *staff_credentials)
+
+    # Healthy: every kind of page works (and holds a persistent DB connection).
+    assert requests.get(f"{base}/api/v1/health/", timeout=10).json()["database"]["status"] == "up"
+    assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 200
+    assert api.post(f"{base}/api/v1/interactions/", json=_interaction(1), timeout=10).status_code in (200, 201)
+    assert admin.get(f"{base}/admin/", timeout=10).status_code == 200
+
+    pg_proxy.cut()
+    started = time.monotonic()
+    during = {
+        "api read": api.get(f"{base}/api/v1/items/", timeout=10),
+        "api write": api.post(f"{base}/api/v1/interactions/", json=_interaction(2), timeout=10),
+        "api auth only": api.get(f"{base}/api/v1/users/", timeout=10),
+    }
+    for what, response in during.items():
+        assert response.status_code == 503, (what, response.status_code, response.text[:300])
+        assert response.headers["Content-Type"].startswith("application/json"), what
+        assert response.json()["detail"] == DATABASE_UNAVAILABLE, what
+        assert response.headers["Retry-After"] == "5"
+        _assert_no_leak(response)
+
+    health = requests.get(f"{base}/api/v1/health/", timeout=10)
+    assert health.status_code == 503
+    assert health.json()["status"] == "down"
+    assert health.json()["database"]["status"] == "down"
+
+    page = admin.get(f"{base}/admin/", timeout=10)
+    assert page.status_code == 503
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "Service unavailable" in page.text
+    _assert_no_leak(page)
+    # Refused connections answer fast: no request hung on the outage.
+    assert time.monotonic() - started < 10
+
+    pg_proxy.restore()
+    # The very next requests succeed: gunicorn was not restarted.
+    assert requests.get(f"{base}/api/v1/health/", timeout=10).json()["database"]["status"] == "up"
+    assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 200
+    retried = api.post(f"{base}/api/v1/interactions/", json=_interaction(2), timeout=10)
+    assert retried.status_code in (200, 201), retried.text[:300]
+    assert admin.get(f"{base}/admin/", timeout=10).status_code == 200
+    assert gunicorn_via_proxy.process.poll() is None
+    assert "Traceback" not in gunicorn_via_proxy.log_text()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outage_in_the_middle_of_a_persistent_connection_is_503_not_500(
+    gunicorn_via_proxy, pg_proxy, write_key
+):
+    """Several cut/restore cycles, each hitting a worker with a stale connection."""
+    ItemFactory(external_id="outage-item")
+    InteractionTypeFactory(name="view")
+    base = gunicorn_via_proxy.base_url
+    api = _api(base, write_key)
+    for cycle in range(3):
+        assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 200
+        pg_proxy.cut()
+        statuses = {api.get(f"{base}/api/v1/items/", timeout=10).status_code for _ in range(3)}
+        assert statuses == {503}, (cycle, statuses)
+        pg_proxy.restore()
+    assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 200
