@@ -331,58 +331,63 @@ def periodic_tasks_setup(*, reset: bool = False, apps=None) -> dict[str, str]:
 
 # ------------------------------------------------------------------------- popularity
 
-POPULARITY_CACHE_KEY = "popularity:v1"
-# Kept two days: a serving process can still use a slightly old list if beat stops.
+# Serving's popular lists, precomputed: the all-time ranking and the time-decayed
+# trending one (the same `popular_item_scores` query serving runs, over all items).
 POPULARITY_CACHE_TIMEOUT_S = 2 * 24 * 3600
+POPULARITY_LIMIT = 4096
+TRENDING_WINDOW = timedelta(days=7)
+
+
+def _popularity_cache_key() -> str:
+    from django.db import connection
+
+    # Per database, like serving's keys: a test run and a dev server may share Redis.
+    return f"popularity:{connection.settings_dict.get('NAME') or 'default'}:v1"
 
 
 def popularity_refresh(
     *, now: datetime | None = None, limit: int | None = None
 ) -> dict:
-    """Recompute popular and trending items (time-decayed) into the cache.
+    """Recompute the popular and trending (time-decayed) item lists into the cache.
 
-    popular: sum over the last `POPULARITY_WINDOW_DAYS` of type weight (negative
-    types subtract) x 2^(-age / `POPULARITY_HALF_LIFE_DAYS`).
-    trending: the same over the last `TRENDING_WINDOW_HOURS` with a
-    `TRENDING_HALF_LIFE_HOURS` half-life (at least two events): what is hot now.
-    Only visible, currently available items are listed. Read with
-    `popularity_cached()`.
+    Runs serving's own query (`selectors.serving.popular_item_scores`), so the lists
+    are exactly what a request would compute: popular = positive interactions of
+    all time; trending = each positive interaction of the last 7 days weighted
+    2^(-age / 1 day). Read them with `popularity_cached()`.
     """
     from django.core.cache import cache
 
-    from recommendations.selectors.popularity import popularity_scores
+    from recommendations.selectors.serving import popular_item_scores
 
     now = now or timezone.now()
-    limit = limit or int(_recsite("POPULARITY_TOP_N", 1000))
-    scores = popularity_scores(
-        now=now,
-        window=timedelta(days=float(_recsite("POPULARITY_WINDOW_DAYS", 60))),
-        half_life=timedelta(days=float(_recsite("POPULARITY_HALF_LIFE_DAYS", 7))),
-        trending_window=timedelta(hours=float(_recsite("TRENDING_WINDOW_HOURS", 48))),
-        trending_half_life=timedelta(
-            hours=float(_recsite("TRENDING_HALF_LIFE_HOURS", 12))
-        ),
-        limit=limit,
-    )
-    snapshot = {"computed_at": now.isoformat(), **scores}
-    cache.set(POPULARITY_CACHE_KEY, snapshot, timeout=POPULARITY_CACHE_TIMEOUT_S)
+    limit = limit or POPULARITY_LIMIT
+    lists = {}
+    for name, options in (
+        ("popular", {}),
+        ("trending", {"trending": True, "window": TRENDING_WINDOW}),
+    ):
+        pks, scores = popular_item_scores(limit=limit, now=now, **options)
+        lists[name] = [
+            [int(pk), float(score)] for pk, score in zip(pks, scores, strict=True)
+        ]
+    snapshot = {"computed_at": now.isoformat(), "trending_window_s": 7 * 86400, **lists}
+    cache.set(_popularity_cache_key(), snapshot, timeout=POPULARITY_CACHE_TIMEOUT_S)
     return {
         "computed_at": snapshot["computed_at"],
-        "popular": len(scores["popular"]),
-        "trending": len(scores["trending"]),
+        **{k: len(v) for k, v in lists.items()},
     }
 
 
 def popularity_cached() -> dict | None:
     """The last `popularity_refresh()` result, or None (Redis down or never computed).
 
-    {"computed_at": iso, "popular": [[item_pk, score], ...], "trending": [...]},
-    best first.
+    `{"computed_at": iso, "popular": [[item_pk, score], ...], "trending": [...]}`,
+    best first (hidden or unavailable items included: serving filters them).
     """
     from django.core.cache import cache
 
     try:
-        return cache.get(POPULARITY_CACHE_KEY)
+        return cache.get(_popularity_cache_key())
     except Exception:  # noqa: BLE001 - serving must survive a Redis outage
         logger.warning("popularity cache unavailable", exc_info=True)
         return None
