@@ -16,6 +16,9 @@ PORT="${PORT:-8000}"
 WEB_CONCURRENCY="${WEB_CONCURRENCY:-2}"
 CELERY_CONCURRENCY="${CELERY_CONCURRENCY:-2}"
 export PORT PYTHONUNBUFFERED=1
+# start.sh serves plain HTTP on 127.0.0.1: Secure-only cookies would break the admin
+# login in browsers that do not exempt loopback. Behind TLS, set SECURE_COOKIES=1.
+export SECURE_COOKIES="${SECURE_COOKIES:-0}"
 
 CHILD_PIDS=()
 CHILD_NAMES=()

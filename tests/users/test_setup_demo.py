@@ -5,6 +5,7 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from items.models import Item
+from recommendations.models import ModelVersion
 from users.authentication import hash_key
 from users.management.commands import setup_demo
 from users.models import ApiKey
@@ -73,18 +74,28 @@ def test_a_changed_password_is_reset_to_the_kept_one(tmp_path, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_demo_data_is_seeded_only_into_an_empty_catalog(tmp_path, monkeypatch):
+def test_demo_data_is_seeded_only_into_an_empty_catalog_then_trained(
+    tmp_path, monkeypatch
+):
     calls = []
-    monkeypatch.setattr(
-        setup_demo, "call_command", lambda name, **kwargs: calls.append(name)
-    )
+
+    def fake_seed(name, **kwargs):
+        calls.append(name)
+        Item.objects.create(external_id="seeded")
+
+    monkeypatch.setattr(setup_demo, "call_command", fake_seed)
     monkeypatch.setattr(setup_demo, "get_commands", lambda: {"seed_demo": "items"})
 
     run_setup_demo(tmp_path, monkeypatch, demo_data="0")
     assert calls == []
-    run_setup_demo(tmp_path, monkeypatch, demo_data="1")
-    assert calls == ["seed_demo"]
+    assert not ModelVersion.objects.exists()
 
-    Item.objects.create(external_id="already-there")
-    run_setup_demo(tmp_path, monkeypatch, demo_data="1")
+    banner = run_setup_demo(tmp_path, monkeypatch, demo_data="1")
     assert calls == ["seed_demo"]
+    assert ModelVersion.objects.get().status == ModelVersion.Status.QUEUED
+    assert "training in the background" in banner
+
+    banner = run_setup_demo(tmp_path, monkeypatch, demo_data="1")
+    assert calls == ["seed_demo"]
+    assert ModelVersion.objects.count() == 1
+    assert "training in the background" not in banner

@@ -1,7 +1,8 @@
 """`python manage.py setup_demo`: demo data, a staff login and an API key for start.sh.
 
-Idempotent. Loads the demo catalog once (empty database, `DEMO_DATA` not `0`), creates
-or resets the staff superuser `demo`, keeps one `demo` API key, and prints a banner.
+Idempotent. Loads the demo catalog once (empty database, `DEMO_DATA` not `0`) and then
+queues a first training, creates or resets the staff superuser `demo`, keeps one
+`demo` API key, and prints a banner.
 The secrets live in `.local/` (git-ignored, mode 600) so every run prints the same ones.
 """
 
@@ -17,6 +18,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from items.models import Item
+from recommendations.models import ModelVersion
+from recommendations.services.registry import model_version_request_training
 from users.authentication import hash_key
 from users.models import ApiKey, EndUser
 from users.services import api_key_create
@@ -24,6 +27,10 @@ from users.services import api_key_create
 DEMO_USERNAME = "demo"
 DEMO_KEY_NAME = "demo"
 SEED_MISSING = "The seed_demo command is not available yet: no demo data loaded."
+TRAINING_NOTE = (
+    "\n  A first model is training in the background (about a minute); until it is"
+    "\n  active, recommendations fall back to popular items."
+)
 
 
 def _read_secret(path: Path) -> str | None:
@@ -57,22 +64,30 @@ class Command(BaseCommand):
 
     def handle(self, *args, local_dir, port, **options):
         local = Path(local_dir)
-        self._seed()
+        training = self._seed()
         user, password = self._ensure_staff_user(local / "demo_password")
         raw_key = self._ensure_api_key(local / "demo_api_key", created_by=user)
-        self.stdout.write(self._banner(port=port, password=password, raw_key=raw_key))
+        banner = self._banner(port=port, password=password, raw_key=raw_key)
+        self.stdout.write(banner + (TRAINING_NOTE if training else ""))
 
-    def _seed(self) -> None:
+    def _seed(self) -> bool:
+        """Load the demo data into an empty catalog; True if a training was queued."""
         if os.environ.get("DEMO_DATA", "1") == "0":
             self.stderr.write("DEMO_DATA=0: no demo data loaded.")
-            return
+            return False
         if Item.objects.exists():
-            return
+            return False
         if "seed_demo" not in get_commands():
             self.stderr.write(SEED_MISSING)
-            return
+            return False
         self.stderr.write("Loading the demo data (seed_demo)...")
         call_command("seed_demo", stdout=self.stderr)
+        if not Item.objects.exists() or ModelVersion.objects.exists():
+            return False
+        # A first model, so the demo shows personalised results without waiting for
+        # the nightly schedule; the training worker picks it up once it runs.
+        model_version_request_training(trigger=ModelVersion.Trigger.COMMAND)
+        return True
 
     def _ensure_staff_user(self, password_file: Path):
         password = _read_secret(password_file)
