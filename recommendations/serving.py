@@ -171,6 +171,8 @@ class _Holder:
         self.active_id: int | None = None  # what the database says is active
         self.error: str | None = None
         self.failed: dict[int, tuple[float, str]] = {}
+        self.metadata_vectors: dict[int, np.ndarray] = {}
+        self.metadata_version: int | None = None
 
 
 _holder = _Holder()
@@ -178,6 +180,11 @@ _holder = _Holder()
 
 def _refresh_s() -> float:
     return float(settings.RECSITE.get("SERVING_REFRESH_S", 3))
+
+
+def _ttl(seconds: float) -> float:
+    # Never cache longer than the refresh interval (0 in tests: always fresh).
+    return min(seconds, _refresh_s())
 
 
 def _active_version() -> tuple[int, str] | None:
@@ -383,7 +390,7 @@ def _label_pks(category: str | None, tag: str | None) -> np.ndarray | None:
         return None
     return _cache.get(
         ("label", category, tag),
-        LABEL_CACHE_S,
+        _ttl(LABEL_CACHE_S),
         lambda: db.item_pks_with_label(category=category, tag=tag),
     )
 
@@ -391,7 +398,7 @@ def _label_pks(category: str | None, tag: str | None) -> np.ndarray | None:
 def _unavailable_pks() -> np.ndarray:
     return _cache.get(
         ("unavailable",),
-        UNAVAILABLE_CACHE_S,
+        _ttl(UNAVAILABLE_CACHE_S),
         lambda: db.unavailable_item_pks(now=timezone.now()),
     )
 
@@ -485,6 +492,106 @@ def _overlay_vector(model: LoadedModel, item_pk: int):
     return None
 
 
+# Workaround until the engine compares new items with like (metadata-only vectors;
+# see /work/briefs/requests-to-engine.md): the engine scores overlay items in a known
+# item's similar list against its *trained* embedding and penalises their missing
+# co-interactions, so a new near-copy of an item ranks far down its list.
+NEW_ITEM_MIN_SIMILARITY = 0.5
+METADATA_VECTOR_CACHE_MAX = 200_000
+
+
+def _metadata_unit_vectors(
+    model: LoadedModel, pks: Sequence[int]
+) -> dict[int, np.ndarray]:
+    """Metadata-only unit vectors of catalog items (cached per loaded version)."""
+    holder = _holder
+    cache = holder.metadata_vectors
+    if (
+        holder.metadata_version != model.version_id
+        or len(cache) > METADATA_VECTOR_CACHE_MAX
+    ):
+        cache = {}
+        holder.metadata_vectors, holder.metadata_version = cache, model.version_id
+    missing = [int(pk) for pk in pks if int(pk) not in cache]
+    if missing:
+        meta = item_metadata_snapshot(item_pks=missing)
+        for i, pk in enumerate(meta.ids.tolist()):
+            vector = model.recommender.item_vector_from_metadata(
+                title=meta.titles[i],
+                description=meta.descriptions[i],
+                categories=meta.categories[i],
+                tags=meta.tags[i],
+                attributes=meta.attributes[i],
+            ).vector
+            vector = np.asarray(vector, dtype=np.float32)
+            cache[pk] = vector / (float(np.linalg.norm(vector)) + 1e-9)
+    return {int(pk): cache[int(pk)] for pk in pks if int(pk) in cache}
+
+
+def _insert_new_items(
+    result,
+    *,
+    model: LoadedModel,
+    source_pk: int,
+    overlay,
+    exclude: np.ndarray,
+    allowed: np.ndarray | None,
+):
+    """Place new (overlay) items in a known item's similar list by metadata cosine.
+
+    A new item goes just above the first listed item whose metadata is less similar
+    to the source's than its own, and takes that item's score.
+    """
+    if overlay is None or not len(overlay) or not len(overlay.vectors):
+        return result
+    listed = [int(pk) for pk in np.asarray(result.item_pks).tolist()]
+    overlay_pks = overlay.pks.astype(np.int64)
+    vectors = np.asarray(overlay.vectors, dtype=np.float32)
+    vectors = vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9)
+    overlay_pos = {pk: i for i, pk in enumerate(overlay_pks.tolist())}
+    known = _metadata_unit_vectors(
+        model, [source_pk, *[pk for pk in listed if pk not in overlay_pos]]
+    )
+    query = known.get(int(source_pk))
+    if query is None:
+        return result
+    similarity = vectors @ query
+    ok = (similarity >= NEW_ITEM_MIN_SIMILARITY) & ~np.isin(overlay_pks, exclude)
+    if allowed is not None:
+        ok &= np.isin(overlay_pks, allowed)
+    if not ok.any():
+        return result
+    moved = set(overlay_pks[ok].tolist())
+    # The engine's placement of these new items is replaced by the one below.
+    keep = [i for i, pk in enumerate(listed) if pk not in moved]
+    all_scores = np.asarray(result.scores).tolist()
+    scores = [float(all_scores[i]) for i in keep]
+    reasons = [result.reasons[i] for i in keep]
+    listed = [listed[i] for i in keep]
+    listed_sim = [
+        float(similarity[overlay_pos[pk]])
+        if pk in overlay_pos
+        else float(known[pk] @ query)
+        if pk in known
+        else -1.0
+        for pk in listed
+    ]
+    for j in np.flatnonzero(ok)[np.argsort(-similarity[ok], kind="stable")]:
+        sim = float(similarity[j])
+        pos = next((i for i, x in enumerate(listed_sim) if x < sim), len(listed))
+        score = scores[pos] if pos < len(scores) else (scores[-1] if scores else 0.0)
+        listed.insert(pos, int(overlay_pks[j]))
+        listed_sim.insert(pos, sim)
+        scores.insert(pos, score)
+        reasons.insert(pos, _SimpleReason("similar_to", item_pk=int(source_pk)))
+    return _Result(
+        np.asarray(listed, dtype=np.int64),
+        np.asarray(scores, dtype=np.float32),
+        reasons,
+        result.strategy,
+    )
+
+
 # -------------------------------------------------------------------- responses
 
 
@@ -524,6 +631,7 @@ class ListOptions:
     exclude: tuple[str, ...] = ()
     max_per_category: int | None = None
     extra_rules: tuple[Rule, ...] = ()
+    ignore_rule_ids: frozenset[int] = frozenset()
 
 
 # A candidate source: (k, exclude pks, allowed pks) -> engine result.
@@ -567,9 +675,8 @@ def _rank(
 ) -> tuple[list[RecommendedItem], str, list[int]]:
     """Score -> fetch rows (visibility in the same query) -> rules -> one page."""
     now = timezone.now()
-    rules = rules_in_effect(
-        [*business_rules_current(), *_as_rules(options.extra_rules)], now=now
-    )
+    saved = [r for r in business_rules_current() if r.id not in options.ignore_rule_ids]
+    rules = rules_in_effect([*saved, *options.extra_rules], now=now)
     excluded_ids = db.item_pks_by_external_ids(list(options.exclude))
     exclude = np.unique(
         np.concatenate(
@@ -712,8 +819,9 @@ def _db_popular_source(
                 category=category,
                 tag=tag,
             )
-            if pks.size < pool:
-                # A young catalog: pad with the newest items so lists are never empty.
+            if pks.size < pool and window is None and not trending:
+                # A young catalog: pad with the newest items so lists are never empty
+                # (not for an explicit window: "nothing in the last 24h" is an answer).
                 newest = db.newest_item_pks(limit=pool, category=category, tag=tag)
                 newest = newest[~np.isin(newest, pks)][: pool - pks.size]
                 pks = np.concatenate([pks, newest])
@@ -723,7 +831,7 @@ def _db_popular_source(
             return pks, scores, int(pks.size)
 
         key = ("popular", window, trending, category, tag, pool)
-        pks, scores, n_real = _cache.get(key, POPULAR_CACHE_S, compute)
+        pks, scores, n_real = _cache.get(key, _ttl(POPULAR_CACHE_S), compute)
         keep = ~np.isin(pks, exclude)
         if allowed is not None:
             keep &= np.isin(pks, allowed)
@@ -767,6 +875,9 @@ def _response(
 def _options(**kwargs) -> ListOptions:
     kwargs["exclude"] = tuple(kwargs.get("exclude") or ())
     kwargs["extra_rules"] = _as_rules(kwargs.get("extra_rules"))
+    kwargs["ignore_rule_ids"] = frozenset(
+        int(i) for i in kwargs.get("ignore_rule_ids") or ()
+    )
     return ListOptions(**kwargs)
 
 
@@ -792,6 +903,7 @@ def recommend_for_user(
     include_seen: bool = False,
     max_per_category: int | None = None,
     extra_rules: Sequence = (),
+    ignore_rule_ids: Sequence[int] = (),
 ) -> RecommendationResponse:
     """Personalised list for a user; unknown users get attribute-based/popular items."""
     options = _options(
@@ -802,6 +914,7 @@ def recommend_for_user(
         exclude=exclude,
         max_per_category=max_per_category,
         extra_rules=extra_rules,
+        ignore_rule_ids=ignore_rule_ids,
     )
     model = current_model()
     user = db.end_user_row(user_external_id)
@@ -850,6 +963,7 @@ def similar_items(
     exclude: Sequence[str] = (),
     max_per_category: int | None = None,
     extra_rules: Sequence = (),
+    ignore_rule_ids: Sequence[int] = (),
 ) -> RecommendationResponse:
     """Items like this one (embeddings; metadata for new items). Raises ItemNotFound."""
     options = _options(
@@ -860,6 +974,7 @@ def similar_items(
         exclude=exclude,
         max_per_category=max_per_category,
         extra_rules=extra_rules,
+        ignore_rule_ids=ignore_rule_ids,
     )
     item_pk = db.item_pk_by_external_id(item_external_id)
     if item_pk is None:
@@ -894,7 +1009,7 @@ def similar_items(
 
     def source(k, exclude_pks, allowed):
         # item_pk as well for a new item: it names the reason ("Similar to ...").
-        return recommender.similar_items(
+        result = recommender.similar_items(
             item_pk=item_pk,
             item_vector=vector,
             k=k,
@@ -902,6 +1017,16 @@ def similar_items(
             allowed_item_pks=allowed,
             user_pk=user_pk,
             overlay=overlay,
+        )
+        if vector is not None:
+            return result
+        return _insert_new_items(
+            result,
+            model=model,
+            source_pk=item_pk,
+            overlay=overlay,
+            exclude=exclude_pks,
+            allowed=allowed,
         )
 
     items, strategy, _ = _rank(
@@ -921,6 +1046,7 @@ def popular_items(
     exclude: Sequence[str] = (),
     max_per_category: int | None = None,
     extra_rules: Sequence = (),
+    ignore_rule_ids: Sequence[int] = (),
 ) -> RecommendationResponse:
     """Most popular items (all time: the model; a window or trending: the DB)."""
     options = _options(
@@ -931,6 +1057,7 @@ def popular_items(
         exclude=exclude,
         max_per_category=max_per_category,
         extra_rules=extra_rules,
+        ignore_rule_ids=ignore_rule_ids,
     )
     model = current_model()
     if model is not None and window is None and not trending:
@@ -955,6 +1082,7 @@ def session_recommendations(
     exclude: Sequence[str] = (),
     max_per_category: int | None = None,
     extra_rules: Sequence = (),
+    ignore_rule_ids: Sequence[int] = (),
 ) -> RecommendationResponse:
     """For an anonymous visitor from their session's items (unknown ids ignored)."""
     options = _options(
@@ -965,6 +1093,7 @@ def session_recommendations(
         exclude=exclude,
         max_per_category=max_per_category,
         extra_rules=extra_rules,
+        ignore_rule_ids=ignore_rule_ids,
     )
     ids = list(dict.fromkeys(item_external_ids))
     found = db.item_pks_by_external_ids(ids)
