@@ -1,16 +1,19 @@
 """Admin for the catalog: items (filters, bulk actions, similar items, activity), categories, tags."""
 
+import datetime as dt
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from items.admin_selectors import (
+    ITEM_CHART_DAYS,
     category_admin_list,
     item_admin_list,
     item_availability_q,
     item_has_interactions,
-    item_interaction_type_counts,
+    item_interaction_summary,
     item_interactions_per_day,
     tag_admin_list,
 )
@@ -136,7 +139,7 @@ class ItemAdmin(admin.ModelAdmin):
         "tag_list",
         "state",
         "interaction_count",
-        "updated_at",
+        "updated",
     )
     list_display_links = ("external_id", "title")
     list_filter = (
@@ -272,22 +275,36 @@ class ItemAdmin(admin.ModelAdmin):
     def interaction_count(self, obj: Item) -> int:
         return obj.interaction_count
 
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj: Item) -> str:
+        return timezone.localtime(obj.updated_at).strftime("%Y-%m-%d %H:%M")
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         from recommendations.admin_selectors import item_similar_preview
 
         context = dict(extra_context or {})
         item = self.get_object(request, object_id)
         if item is not None:
-            per_day = item_interactions_per_day(item=item)
+            summary = item_interaction_summary(item=item)
+            now = timezone.now()
+            latest = summary["latest"]
+            # An item quiet for the whole window: chart its last active months instead.
+            quiet = latest is not None and latest < now - dt.timedelta(days=ITEM_CHART_DAYS)
+            end = latest if quiet else now
+            per_day = item_interactions_per_day(item=item, end=end)
+            title = f"Interactions per day (last {ITEM_CHART_DAYS} days)"
+            if quiet:
+                title = f"Interactions per day ({ITEM_CHART_DAYS} days to {end:%Y-%m-%d})"
             context.update(
                 activity_chart=bar_chart(
                     labels=[day.strftime("%b %d") for day, _ in per_day],
                     values=[count for _, count in per_day],
-                    title=f"Interactions per day (last {len(per_day)} days)",
+                    title=title,
                     y_label="interactions",
                     width=860,
                 ),
-                type_counts=item_interaction_type_counts(item=item),
+                latest_interaction_at=latest,
+                type_counts=summary["by_type"],
                 similar=item_similar_preview(item=item),
             )
         return super().change_view(request, object_id, form_url, context)

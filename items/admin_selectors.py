@@ -6,6 +6,7 @@ from django.db.models import (
     Count,
     Exists,
     IntegerField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -53,15 +54,18 @@ def item_has_interactions() -> Exists:
 
 
 def item_interactions_per_day(
-    *, item: Item, days: int = ITEM_CHART_DAYS, now: dt.datetime | None = None
+    *, item: Item, end: dt.datetime, days: int = ITEM_CHART_DAYS
 ) -> list[tuple[dt.date, int]]:
-    """(day, interactions) for the item over the last `days` days, zeros included."""
+    """(day, interactions) for the item over the `days` days up to `end`, zeros included."""
     tz = timezone.get_current_timezone()
-    today = timezone.localtime(now or timezone.now(), tz).date()
-    first = today - dt.timedelta(days=days - 1)
+    last = timezone.localtime(end, tz).date()
+    first = last - dt.timedelta(days=days - 1)
     start = timezone.make_aware(dt.datetime.combine(first, dt.time.min), tz)
+    stop = timezone.make_aware(
+        dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min), tz
+    )
     rows = (
-        Interaction.objects.filter(item=item, timestamp__gte=start)
+        Interaction.objects.filter(item=item, timestamp__gte=start, timestamp__lt=stop)
         .annotate(day=TruncDate("timestamp", tzinfo=tz))
         .values("day")
         .annotate(count=Count("id"))
@@ -74,15 +78,18 @@ def item_interactions_per_day(
     ]
 
 
-def item_interaction_type_counts(*, item: Item) -> list[tuple[str, int]]:
-    """How many interactions of each type the item has, most frequent first."""
-    rows = (
+def item_interaction_summary(*, item: Item) -> dict:
+    """Interactions of the item per type (most frequent first) and its latest one."""
+    rows = list(
         Interaction.objects.filter(item=item)
         .values_list("type__name")
-        .annotate(count=Count("id"))
+        .annotate(count=Count("id"), latest=Max("timestamp"))
         .order_by("-count")
     )
-    return [(name, count) for name, count in rows]
+    return {
+        "by_type": [(name, count) for name, count, _ in rows],
+        "latest": max((latest for _, _, latest in rows), default=None),
+    }
 
 
 def category_admin_list() -> QuerySet[Category]:

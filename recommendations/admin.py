@@ -4,6 +4,8 @@ Entry points only: activation goes through the registry service, "train now" thr
 single-flight maintenance service, rule writes through the rules service.
 """
 
+import json
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
@@ -14,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from recommendations.admin_selectors import (
+    STAGE_ORDER,
     model_version_charts,
     model_version_stage_chart,
     model_versions_for_charts,
@@ -25,7 +28,12 @@ from recommendations.models import (
     InteractionType,
     ModelVersion,
 )
-from recsite.admin_widgets import JSON_FORMFIELD_OVERRIDES, badge, progress_bar
+from recsite.admin_widgets import (
+    JSON_FORMFIELD_OVERRIDES,
+    badge,
+    key_values,
+    progress_bar,
+)
 
 TRAIN_QUEUED = "Training v{id} queued. This page follows its progress."
 TRAIN_ALREADY = (
@@ -94,10 +102,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "version",
         "status_badge",
         "trigger",
-        "created_at",
+        "created",
         "training_seconds",
-        "n_users",
-        "n_items",
         "n_interactions",
         "precision_at_10",
         "ndcg_at_10",
@@ -125,8 +131,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Training",
-            {"fields": ("params", "artifact_path", "data_watermark", "task_id")},
+            "Training parameters",
+            {
+                "fields": ("params_json", "artifact_path", "data_watermark", "task_id"),
+                "classes": ("collapse",),
+            },
         ),
     )
     readonly_fields = (
@@ -139,7 +148,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "heartbeat_at",
         "finished_at",
         "activated_at",
-        "params",
+        "params_json",
         "artifact_path",
         "data_watermark",
         "task_id",
@@ -176,6 +185,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="version", ordering="id")
     def version(self, obj: ModelVersion) -> str:
         return f"v{obj.pk}"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: ModelVersion) -> str:
+        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M")
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: ModelVersion):
@@ -230,6 +243,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             )
         return "–"
 
+    @admin.display(description="parameters")
+    def params_json(self, obj: ModelVersion):
+        text = json.dumps(obj.params or {}, indent=2, sort_keys=True, default=str)
+        return format_html('<pre style="max-height:28em;overflow:auto">{}</pre>', text)
+
     @admin.display(description="error")
     def error_text(self, obj: ModelVersion):
         if not obj.error:
@@ -260,13 +278,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
                     versions=model_versions_for_charts(), highlight_pk=version.pk
                 ),
                 stage_chart=model_version_stage_chart(version=version),
-                metrics_rows=sorted((version.metrics or {}).items()),
-                stats_rows=sorted((version.data_stats or {}).items()),
-                timing_rows=[
-                    (k, v)
-                    for k, v in (version.timings or {}).items()
-                    if not isinstance(v, dict)
-                ],
+                metrics_rows=key_values(version.metrics),
+                stats_rows=key_values(version.data_stats),
+                timing_rows=key_values(
+                    {
+                        k: v
+                        for k, v in (version.timings or {}).items()
+                        if not isinstance(v, dict)
+                    },
+                    first=(*STAGE_ORDER, "total"),
+                ),
+                show_save=False,
+                show_save_and_continue=False,
+                show_save_and_add_another=False,
+                show_delete=False,
                 in_flight=version.status in ModelVersion.IN_FLIGHT,
                 can_activate=version.status
                 in (ModelVersion.Status.READY, ModelVersion.Status.REJECTED)

@@ -87,8 +87,8 @@ def model_version_charts(
             y_min=0.0,
             y_max=y_max,
             highlight_index=index,
-            width=560,
-            height=240,
+            width=460,
+            height=220,
         )
 
     return {
@@ -101,8 +101,8 @@ def model_version_charts(
             title="Training time (s)",
             y_label="seconds",
             highlight_index=index,
-            width=560,
-            height=240,
+            width=460,
+            height=220,
         ),
     }
 

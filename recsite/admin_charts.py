@@ -18,6 +18,7 @@ MARGIN_LEFT = 56
 MARGIN_RIGHT = 16
 MARGIN_TOP = 34
 MARGIN_BOTTOM = 44
+LEGEND_ROW = 16
 
 
 @dataclass(frozen=True)
@@ -80,15 +81,21 @@ def _frame(
     x_labels: Sequence[str],
     x_of,
     css_class: str,
+    svg_height: int | None = None,
 ) -> list[str]:
-    """The SVG head, title, y grid with tick labels and x labels (shared by both charts)."""
+    """The SVG head, title, y grid with tick labels and x labels (shared by both charts).
+
+    `height` is the plot's frame; `svg_height` (default the same) leaves room below it,
+    e.g. for a legend.
+    """
+    full = svg_height or height
     plot_left, plot_right = MARGIN_LEFT, width - MARGIN_RIGHT
     parts = [
         f'<svg class="rs-chart {css_class}" xmlns="http://www.w3.org/2000/svg" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'viewBox="0 0 {width} {full}" width="{width}" height="{full}" role="img" '
         f'aria-label="{escape(title)}" style="{FONT};max-width:100%;height:auto">',
         f"<title>{escape(title)}</title>",
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
+        f'<rect x="0" y="0" width="{width}" height="{full}" fill="#fff"/>',
         f'<text x="{plot_left}" y="16" font-size="13" font-weight="600" fill="#222">'
         f"{escape(title)}</text>",
     ]
@@ -172,6 +179,16 @@ def line_chart(
     def y_of(value: float) -> float:
         return bottom - (value - lo) / (hi - lo) * (bottom - MARGIN_TOP)
 
+    colors = [line.color or PALETTE[n % len(PALETTE)] for n, line in enumerate(series)]
+    legend: list[tuple[float, int]] = []  # (x, row) of each entry, below the plot
+    x, row = float(plot_left), 0
+    for line in series:
+        entry = 22 + len(line.name) * 6.2
+        if x + entry > width - MARGIN_RIGHT and x > plot_left:
+            x, row = float(plot_left), row + 1
+        legend.append((x, row))
+        x += entry
+    legend_height = (legend[-1][1] + 1) * LEGEND_ROW if legend else 0
     parts = _frame(
         width=width,
         height=height,
@@ -182,6 +199,7 @@ def line_chart(
         x_labels=x_labels,
         x_of=x_of,
         css_class=css_class,
+        svg_height=height + legend_height,
     )
     if highlight_index is not None and 0 <= highlight_index < count:
         x = x_of(highlight_index)
@@ -189,9 +207,8 @@ def line_chart(
             f'<line class="rs-highlight" x1="{x:.1f}" y1="{MARGIN_TOP}" x2="{x:.1f}" '
             f'y2="{bottom}" stroke="#f6ad55" stroke-width="6" stroke-opacity="0.35"/>'
         )
-    legend_x = plot_left + max(len(title) * 7.5, 120)
     for number, line in enumerate(series):
-        color = line.color or PALETTE[number % len(PALETTE)]
+        color = colors[number]
         segments: list[list[str]] = [[]]
         for index, value in enumerate(line.values[:count]):
             if value is None or not math.isfinite(value):
@@ -212,14 +229,13 @@ def line_chart(
                 f"<title>{escape(line.name)} · {escape(x_labels[index])}: "
                 f"{escape(format_number(value))}</title></circle>"
             )
-        if legend_x + 130 > width:
-            continue  # no room left for this legend entry; the tooltip still names it
+        lx, lrow = legend[number]
+        ly = height - 8 + lrow * LEGEND_ROW
         parts.append(
-            f'<rect x="{legend_x:.0f}" y="7" width="10" height="10" fill="{color}"/>'
-            f'<text x="{legend_x + 14:.0f}" y="16" font-size="11" fill="#333">'
+            f'<rect x="{lx:.0f}" y="{ly - 9}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{lx + 14:.0f}" y="{ly}" font-size="11" fill="#333">'
             f"{escape(line.name)}</text>"
         )
-        legend_x += 22 + len(line.name) * 6.2
     parts.append("</svg>")
     return mark_safe("".join(parts))
 
@@ -238,7 +254,7 @@ def bar_chart(
 ) -> SafeString:
     """A bar chart (one bar per label); returns inline SVG."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not labels or not finite:
+    if not labels or not any(finite):  # all zero says no more than "no data"
         return _empty(width, height, title, css_class)
     ticks = nice_ticks(min(0.0, min(finite)), max(finite))
     lo, hi = ticks[0], ticks[-1]

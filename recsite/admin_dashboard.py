@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -33,9 +33,10 @@ class ScheduledRun:
     schedule_text: str
 
 
-def interaction_counts(*, now: dt.datetime) -> dict[str, int]:
-    """Interactions in total, in the last 24 hours and the last 7 days (by event time)."""
+def interaction_counts(*, now: dt.datetime) -> dict:
+    """Interactions in total, in the last 24 hours and 7 days (event time), and the latest."""
     return Interaction.objects.aggregate(
+        latest=Max("timestamp"),
         total=Count("id"),
         last_24h=Count("id", filter=Q(timestamp__gte=now - dt.timedelta(hours=24))),
         last_7d=Count("id", filter=Q(timestamp__gte=now - dt.timedelta(days=7))),
@@ -43,15 +44,16 @@ def interaction_counts(*, now: dt.datetime) -> dict[str, int]:
 
 
 def interactions_per_day(
-    *, now: dt.datetime, days: int = CHART_DAYS
+    *, end: dt.datetime, days: int = CHART_DAYS
 ) -> list[tuple[dt.date, int]]:
-    """(day, count) for each of the last `days` days, zeros included, oldest first."""
+    """(day, count) for each of the `days` days up to `end`, zeros included, oldest first."""
     tz = timezone.get_current_timezone()
-    today = timezone.localtime(now, tz).date()
-    first = today - dt.timedelta(days=days - 1)
+    last = timezone.localtime(end, tz).date()
+    first = last - dt.timedelta(days=days - 1)
     start = timezone.make_aware(dt.datetime.combine(first, dt.time.min), tz)
+    stop = timezone.make_aware(dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min), tz)
     rows = (
-        Interaction.objects.filter(timestamp__gte=start)
+        Interaction.objects.filter(timestamp__gte=start, timestamp__lt=stop)
         .annotate(day=TruncDate("timestamp", tzinfo=tz))
         .values("day")
         .annotate(count=Count("id"))
@@ -110,7 +112,12 @@ def dashboard_context(*, now: dt.datetime | None = None) -> dict:
     item_counts = Item.objects.aggregate(
         total=Count("id"), hidden=Count("id", filter=Q(is_hidden=True))
     )
-    per_day = interactions_per_day(now=now)
+    # The chart ends today, or on the latest event's day when nothing happened lately
+    # (imported history): an empty month says less than the last active one.
+    latest = counts["latest"]
+    quiet = latest is not None and latest < now - dt.timedelta(days=CHART_DAYS)
+    chart_end = latest if quiet else now
+    per_day = interactions_per_day(end=chart_end)
     active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
     in_flight = ModelVersion.objects.filter(status__in=ModelVersion.IN_FLIGHT).first()
     failed_versions = list(
@@ -143,10 +150,16 @@ def dashboard_context(*, now: dt.datetime | None = None) -> dict:
             "interactions": counts["total"],
             "interactions_24h": counts["last_24h"],
             "interactions_7d": counts["last_7d"],
+            "latest_interaction_at": latest,
             "per_day_chart": bar_chart(
                 labels=[day.strftime("%b %d") for day, _ in per_day],
                 values=[count for _, count in per_day],
-                title=f"Interactions per day (last {CHART_DAYS} days)",
+                title=(
+                    f"Interactions per day ({CHART_DAYS} days to {chart_end:%Y-%m-%d}, "
+                    "the latest activity)"
+                    if quiet
+                    else f"Interactions per day (last {CHART_DAYS} days)"
+                ),
                 y_label="interactions",
                 width=860,
                 height=230,

@@ -102,3 +102,30 @@ def action_form_response(
             "datalist": list(datalist),
         },
     )
+
+
+def format_value(key: str, value) -> str:
+    """A JSON value (metric, statistic, timing) as staff read it."""
+    import datetime as dt
+
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float) and key.endswith("timestamp"):
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)[:300]
+    return str(value)
+
+
+def key_values(mapping: dict | None, *, first=()) -> list[tuple[str, str]]:
+    """(key, formatted value) rows: the `first` keys in that order, then the rest sorted."""
+    mapping = mapping or {}
+    keys = [k for k in first if k in mapping]
+    keys += sorted(k for k in mapping if k not in keys)
+    return [(key, format_value(key, mapping[key])) for key in keys]
