@@ -71,9 +71,11 @@ def item_pks_by_external_id(*, external_ids: Iterable[str]) -> dict[str, int]:
     if not ids:
         return {}
     with connection.cursor() as cursor:
+        # A join on unnest() probes the unique index once per id (see
+        # users.selectors.user_pks_by_external_id).
         cursor.execute(
-            f"SELECT external_id, id FROM {Item._meta.db_table} "
-            "WHERE external_id = ANY(%s::varchar[])",
+            f"SELECT t.external_id, t.id FROM unnest(%s::varchar[]) AS wanted(key) "
+            f"JOIN {Item._meta.db_table} AS t ON t.external_id = wanted.key",
             [ids],
         )
         return dict(cursor.fetchall())
@@ -86,8 +88,9 @@ def item_windows_by_external_id(*, external_ids: Iterable[str]) -> dict[str, dic
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT external_id, id, available_from, available_until "
-            f"FROM {Item._meta.db_table} WHERE external_id = ANY(%s::varchar[])",
+            "SELECT t.external_id, t.id, t.available_from, t.available_until "
+            "FROM unnest(%s::varchar[]) AS wanted(key) "
+            f"JOIN {Item._meta.db_table} AS t ON t.external_id = wanted.key",
             [ids],
         )
         return {
@@ -103,8 +106,8 @@ def label_pks_by_name(*, model: type[Model], names: Iterable[str]) -> dict[str, 
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT name, id FROM {model._meta.db_table} "
-            "WHERE name = ANY(%s::varchar[])",
+            f"SELECT t.name, t.id FROM unnest(%s::varchar[]) AS wanted(key) "
+            f"JOIN {model._meta.db_table} AS t ON t.name = wanted.key",
             [wanted],
         )
         return dict(cursor.fetchall())
