@@ -75,12 +75,13 @@ def _run_wrk(
     mode: str,
     data_file: Path,
     token: str,
-    threads: int,
     connections: int,
-    max_per_thread: int,
+    max_requests: int,
     max_seconds: float,
     post_path: str = "/",
 ) -> LoadResult:
+    # one wrk thread: see lua/bench.lua (sync workers and stopped threads)
+    threads = 1
     marker_dir = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
     cmd = [
         wrk_path() or "wrk",
@@ -96,7 +97,7 @@ def _run_wrk(
         mode,
         str(data_file),
         token,
-        str(max_per_thread),
+        str(max_requests),
         str(marker_dir),
         post_path,
     ]
@@ -283,7 +284,6 @@ def get_load(
     """GET random paths from `paths` with `connections` keep-alive connections."""
     _check_local(base_url)
     if wrk_path():
-        threads = min(2, connections)
         with tempfile.NamedTemporaryFile("w", suffix=".paths", delete=False) as fh:
             fh.write("\n".join(paths) + "\n")
         try:
@@ -292,9 +292,8 @@ def get_load(
                 mode="get",
                 data_file=Path(fh.name),
                 token=token,
-                threads=threads,
                 connections=connections,
-                max_per_thread=max(1, max_requests // threads),
+                max_requests=max(1, max_requests),
                 max_seconds=seconds,
             )
         finally:
@@ -321,21 +320,20 @@ def post_bodies(
 ) -> LoadResult:
     """POST every body exactly once, spread over `clients` concurrent connections."""
     _check_local(base_url)
+    clients = max(1, min(clients, len(bodies)))
     if wrk_path():
         tmp = Path(tempfile.mkdtemp(prefix="bench-bodies-"))
         try:
-            for t in range(clients):
-                with open(tmp / f"bodies.{t}", "wb") as fh:
-                    for body in bodies[t::clients]:
-                        fh.write(body.replace(b"\n", b" ") + b"\n")
+            with open(tmp / "bodies", "wb") as fh:
+                for body in bodies:
+                    fh.write(body.replace(b"\n", b" ") + b"\n")
             return _run_wrk(
                 base_url=base_url,
                 mode="post",
                 data_file=tmp / "bodies",
                 token=token,
-                threads=clients,
                 connections=clients,
-                max_per_thread=max(1, -(-len(bodies) // clients)),
+                max_requests=len(bodies),
                 max_seconds=max_seconds,
                 post_path=path,
             )

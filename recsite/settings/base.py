@@ -3,6 +3,7 @@
 Every variable is documented in README.md ("Configuration") and .env.example.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -144,6 +145,15 @@ STORAGES = {
     "default": {"BACKEND": env("DEFAULT_FILE_STORAGE", "django.core.files.storage.FileSystemStorage")},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Model artifacts go through the storage "artifacts" (recommendations/artifact_store.py):
+# local files at ARTIFACTS_DIR unless a backend is named, e.g. S3-compatible storage:
+# ARTIFACTS_STORAGE_BACKEND=storages.backends.s3.S3Storage and
+# ARTIFACTS_STORAGE_OPTIONS='{"bucket_name": "recsite", "endpoint_url": "http://minio:9000"}'
+if env("ARTIFACTS_STORAGE_BACKEND"):
+    STORAGES["artifacts"] = {
+        "BACKEND": env("ARTIFACTS_STORAGE_BACKEND"),
+        "OPTIONS": json.loads(env("ARTIFACTS_STORAGE_OPTIONS", "{}") or "{}"),
+    }
 
 # Request-size limits: a 10,000-row batch is well under this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 20 * 1024 * 1024)
@@ -223,6 +233,8 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 RECSITE = {
     # Where model artifacts are published (local files; memory-mapped by serving).
     "ARTIFACTS_DIR": env("ARTIFACTS_DIR", str(BASE_DIR / ".local" / "artifacts")),
+    # With a remote artifacts storage: this machine's copy, memory-mapped by every worker.
+    "ARTIFACTS_CACHE_DIR": env("ARTIFACTS_CACHE_DIR", str(BASE_DIR / ".local" / "artifact-cache")),
     # A new version is activated automatically when its validation NDCG@10 is at
     # least (1 - tolerance) x the active version's.
     "ACTIVATION_TOLERANCE": float(env("ACTIVATION_TOLERANCE", "0.05") or 0.05),

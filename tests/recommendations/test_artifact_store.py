@@ -1,4 +1,4 @@
-"""Artifacts through Django's storage API: in place locally, cached per machine otherwise."""
+"""Artifacts via the storage API: used in place locally, cached per machine else."""
 
 import hashlib
 import json
@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.core.files.base import ContentFile
 from django.test import override_settings
 
 from recommendations import artifact_store as store
@@ -83,13 +84,16 @@ def test_corrupt_download_leaves_nothing_in_the_cache(dirs):
         os.rename(cache / "v3-abc", dirs / "gone")
         storage = store.artifacts_storage()
         storage.delete("v3-abc/params.json")
-        storage.save("v3-abc/params.json", __import__("io").BytesIO(b"tampered"))
+        storage.save("v3-abc/params.json", ContentFile(b"tampered"))
 
         with pytest.raises(store.ArtifactStoreError, match="sha256"):
             store.artifact_local_dir(name="v3-abc")
 
         assert not (cache / "v3-abc").exists()
-        assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+        leftovers = [
+            p.name for p in cache.iterdir() if p.name.startswith(".v3-abc.tmp")
+        ]
+        assert leftovers == []
 
 
 def test_published_artifacts_are_immutable(dirs):

@@ -1,9 +1,12 @@
--- wrk script for recsite benchmarks: bounded in count (per thread) and time (-d).
--- args: mode ("get"|"post") file token max_per_thread marker_dir
+-- wrk script for recsite benchmarks: bounded in count (here) and time (wrk -d).
+-- Run with ONE wrk thread (-t1) and any number of connections: gunicorn's sync workers
+-- close every connection, and a stopped wrk thread leaves the connection it just
+-- reopened idle, which would pin a sync worker; with one thread that only happens
+-- once the whole run is over (the driver then ends wrk with SIGINT).
+-- args: mode ("get"|"post") file token max_requests marker_dir [post_path]
 --   get:  `file` holds one request path per line; each request picks one at random.
---   post: `file`.<thread id> holds one JSON body per line, sent once each, in order.
--- When a thread reaches its bound it writes `marker_dir/done.<id>` and stops, so the
--- driver can end wrk with SIGINT instead of waiting for the full -d.
+--   post: `file` holds one JSON body per line; each is sent once, in order.
+-- When the bound is reached it writes `marker_dir/done.0` and stops.
 local ffi = require("ffi")
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -16,20 +19,19 @@ local function now()
 end
 
 local threads = {}
-local next_id = 0
 
 function setup(thread)
-  thread:set("id", next_id)
   table.insert(threads, thread)
-  next_id = next_id + 1
 end
 
 local mode, lines, headers, max_n, marker_dir, post_path
-local pos = 0
 local finished = false
+local verified = false
+local issued = 0 -- bodies handed to wrk (post mode)
+local idle = 0
 ok_count = 0
 bad_count = 0
-sent = 0
+answered = 0
 t_first = 0
 t_last = 0
 bad_statuses = ""
@@ -41,7 +43,6 @@ function init(args)
   max_n = tonumber(args[4])
   marker_dir = args[5]
   post_path = args[6] or "/"
-  if mode == "post" then file = file .. "." .. id end
   lines = {}
   for line in io.lines(file) do
     if #line > 0 then table.insert(lines, line) end
@@ -49,34 +50,45 @@ function init(args)
   if mode == "post" and #lines < max_n then max_n = #lines end
   headers = { ["Authorization"] = "Bearer " .. token }
   if mode == "post" then headers["Content-Type"] = "application/json" end
-  math.randomseed(os.time() + 7919 * (id + 1))
-  if max_n == 0 then finish() end
+  math.randomseed(os.time())
 end
 
-function finish()
+local function finish()
   if finished then return end
   finished = true
-  local f = io.open(marker_dir .. "/done." .. id, "w")
+  local f = io.open(marker_dir .. "/done.0", "w")
   if f then f:write("done"); f:close() end
   wrk.thread:stop()
 end
 
 function request()
-  if finished or sent >= max_n then
-    -- a request wrk asks for after our bound: harmless and never counted as data
-    return wrk.format("GET", "/api/v1/health/", headers)
+  if not verified then
+    -- wrk calls request() once before the run to verify the script and discards
+    -- the result: hand it a placeholder, consume nothing.
+    verified = true
+    return wrk.format("GET", "/__bench_verify__", headers)
   end
-  sent = sent + 1
   if t_first == 0 then t_first = now() end
   if mode == "post" then
-    pos = pos + 1
-    return wrk.format("POST", post_path, headers, lines[pos])
+    if issued >= max_n then
+      -- every body is in flight or answered: idle connections ask for a cheap 404
+      return wrk.format("GET", "/__bench_idle__", headers)
+    end
+    issued = issued + 1
+    return wrk.format("POST", post_path, headers, lines[issued])
   end
   return wrk.format("GET", lines[math.random(#lines)], headers)
 end
 
 function response(status, hdrs, body)
   if finished then return end
+  if mode == "post" and status == 404 then
+    -- an idle placeholder; many in a row mean a body was lost to a socket error
+    idle = idle + 1
+    if idle >= 2000 then finish() end
+    return
+  end
+  answered = answered + 1
   t_last = now()
   if status >= 200 and status < 300 then
     ok_count = ok_count + 1
@@ -84,7 +96,7 @@ function response(status, hdrs, body)
     bad_count = bad_count + 1
     if #bad_statuses < 200 then bad_statuses = bad_statuses .. status .. " " end
   end
-  if ok_count + bad_count >= max_n then finish() end
+  if answered >= max_n then finish() end
 end
 
 function done(summary, latency, requests)
