@@ -207,8 +207,11 @@ def _active_version() -> tuple[int, str] | None:
 def _load(version_id: int, path: str) -> LoadedModel:
     from recommendations.engine.artifacts import load_artifacts
     from recommendations.engine.recommender import Recommender
+    from recommendations.services.registry import artifact_store
 
-    bundle = load_artifacts(path, mmap=True)
+    store = artifact_store()
+    local = store.artifact_local_dir(name=path) if store is not None else path
+    bundle = load_artifacts(local, mmap=True)
     recommender = Recommender(bundle)
     item_pks = np.asarray(recommender.item_pks)
     return LoadedModel(
@@ -405,9 +408,10 @@ def _unavailable_pks() -> np.ndarray:
 
 def serving_reset() -> None:
     """Forget the loaded model and every cache (tests; after restoring a database)."""
-    global _holder, _rules_cache
+    global _holder, _rules_cache, _redis_down_until
     _holder = _Holder()
     _rules_cache = None
+    _redis_down_until = 0.0
     _cache.clear()
     active_version_forget()
     _redis(lambda: cache.delete(_key("rules")))

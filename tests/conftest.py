@@ -46,3 +46,13 @@ def _fresh_interaction_type_cache():
     interaction_types_cache_clear()
     yield
     interaction_types_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_serving_state():
+    """Serving keeps the loaded model and small caches per process; tests roll rows back."""
+    from recommendations.serving import serving_reset
+
+    serving_reset()
+    yield
+    serving_reset()

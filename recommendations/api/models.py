@@ -8,11 +8,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from recommendations.models import ModelVersion
-from recommendations.services.registry import (
-    ModelVersionError,
-    model_version_activate,
-    model_version_request_training,
-)
+from recommendations.services.maintenance import model_version_request
+from recommendations.services.registry import ModelVersionError, model_version_activate
 
 MIN_BUDGET_S = 1
 MAX_BUDGET_S = 24 * 3600
@@ -125,7 +122,8 @@ class ModelVersionViewSet(
         params = {}
         if "time_budget_s" in body.validated_data:
             params["time_budget_s"] = float(body.validated_data["time_budget_s"])
-        version, created = model_version_request_training(
+        # Reaps runs whose worker died first, so a dead run never blocks this one.
+        version, created = model_version_request(
             trigger=ModelVersion.Trigger.API, params=params or None
         )
         return Response(

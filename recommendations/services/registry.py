@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 
@@ -23,6 +22,7 @@ NOT_ACTIVATABLE = (
     "can be activated."
 )
 ARTIFACTS_MISSING = "Version {id} has no artifacts on disk; it cannot be activated."
+ENQUEUE_FAILED = "could not enqueue the training task: {error}"
 # Serialises activations so two of them never race on the one-active constraint.
 _ACTIVATION_LOCK_KEY = 0x7265_6373_6974_6501
 
@@ -32,12 +32,42 @@ class ModelVersionError(Exception):
 
 
 def training_task():
-    """The Celery task that trains a version, or None when no tasks module exists."""
+    """The Celery task that trains a version (imported lazily: Celery is heavy)."""
+    from recommendations.tasks import train_model_task
+
+    return train_model_task
+
+
+def _enqueue(version_id: int) -> None:
+    """Send the training task; if the broker is down, fail the version (frees it)."""
     try:
-        module = importlib.import_module("recommendations.tasks")
-    except ImportError:
+        training_task().delay(version_id)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: record it, never raise
+        logger.exception("could not enqueue training of model version %s", version_id)
+        model_version_fail(
+            version_id=version_id, error=ENQUEUE_FAILED.format(error=exc)
+        )
+
+
+def artifact_published(path: str) -> bool:
+    """Whether a version's artifacts exist (through the artifact store when present)."""
+    if not path:
+        return False
+    store = artifact_store()
+    if store is None:
+        return Path(path).is_dir()
+    return store.artifact_exists(name=path)
+
+
+def artifact_store():
+    """`recommendations.artifact_store` (storage API), or None before it exists."""
+    try:
+        from recommendations import artifact_store as store
+    except ModuleNotFoundError as exc:
+        if exc.name != "recommendations.artifact_store":
+            raise
         return None
-    return getattr(module, "train_model_task", None)
+    return store
 
 
 def _model_version_create(
@@ -76,10 +106,9 @@ def model_version_request_training(
     """Create (single flight), enqueue the Celery task on commit; (version, created)."""
     with transaction.atomic():
         version, created = _model_version_create(trigger=trigger, params=params)
-        task = training_task()
-        if created and task is not None:
+        if created:
             version_id = version.pk
-            transaction.on_commit(lambda: task.delay(version_id))
+            transaction.on_commit(lambda: _enqueue(version_id))
     return version, created
 
 
@@ -98,7 +127,7 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
             raise ModelVersionError(
                 NOT_ACTIVATABLE.format(id=target.pk, status=target.status)
             )
-        if not target.artifact_path or not Path(target.artifact_path).is_dir():
+        if not artifact_published(target.artifact_path):
             raise ModelVersionError(ARTIFACTS_MISSING.format(id=target.pk))
         now = timezone.now()
         # Old active first: the one-active unique index is checked per statement.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from django.utils import timezone
 from recommendations.models import ModelVersion
 from recommendations.selectors.training import training_snapshot
 from recommendations.services.registry import (
+    artifact_store,
     model_version_apply_quality_gate,
     model_version_create,
 )
@@ -70,12 +72,30 @@ def train_config_for(params: dict | None):
     return TrainConfig.from_dict(base)
 
 
-def _artifact_directory(version_id: int) -> Path:
-    root = Path(settings.RECSITE["ARTIFACTS_DIR"])
-    root.mkdir(parents=True, exist_ok=True)
-    # The random part keeps a re-run of the same version from colliding with a
-    # half-written directory of a crashed run.
-    return root / f"v{version_id}-{secrets.token_hex(4)}"
+def _save_and_publish(bundle, version_id: int) -> str:
+    """Write the artifacts atomically and publish them; returns what to record."""
+    from recommendations.engine.artifacts import save_artifacts
+
+    # The random part keeps a re-run of the same version from colliding with the
+    # leftovers of a crashed run.
+    name = f"v{version_id}-{secrets.token_hex(4)}"
+    store = artifact_store()
+    if store is None:
+        root = Path(settings.RECSITE["ARTIFACTS_DIR"])
+        root.mkdir(parents=True, exist_ok=True)
+        save_artifacts(bundle, root / name)
+        return str(root / name)
+    directory = store.artifact_staging_dir(name=name)
+    save_artifacts(bundle, directory)
+    return store.artifact_publish(source_dir=directory, name=name)
+
+
+def _discard_artifacts(path: str) -> None:
+    store = artifact_store()
+    if store is None:
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        store.artifact_delete(name=path)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -113,7 +133,6 @@ def model_version_train(
     Idempotent: a version that is not queued (already picked up, or finished) is
     returned unchanged. Never touches the active version on failure.
     """
-    from recommendations.engine.artifacts import save_artifacts
     from recommendations.engine.train import train_model
 
     started = timezone.now()
@@ -159,19 +178,22 @@ def model_version_train(
 
         reporter("save", 100.0 * (_EXTRACT_SHARE + _ENGINE_SHARE), force=True)
         t0 = time.perf_counter()
-        directory = _artifact_directory(version_id)
-        save_artifacts(result.bundle, directory)
+        artifact_path = _save_and_publish(result.bundle, version_id)
         timings["save"] = round(time.perf_counter() - t0, 3)
         timings["total"] = round(time.perf_counter() - t_total, 3)
 
         finished = timezone.now()
-        ModelVersion.objects.filter(pk=version_id).update(
+        # Conditional: a run the reaper already failed (stale heartbeat) must not
+        # come back as ready behind a newer run.
+        published = ModelVersion.objects.filter(
+            pk=version_id, status=ModelVersion.Status.TRAINING
+        ).update(
             status=ModelVersion.Status.READY,
             params=_jsonable(result.params),
             metrics=_jsonable(result.metrics),
             data_stats=_jsonable({**snapshot.stats, **(result.data_stats or {})}),
             timings=timings,
-            artifact_path=str(directory),
+            artifact_path=artifact_path,
             data_watermark=snapshot.watermark,
             progress_stage="done",
             progress_percent=100.0,
@@ -180,10 +202,18 @@ def model_version_train(
             error="",
             updated_at=finished,
         )
+        if not published:
+            logger.warning(
+                "model version %s was failed meanwhile; discarding", version_id
+            )
+            _discard_artifacts(artifact_path)
+            return ModelVersion.objects.get(pk=version_id)
     except BaseException as exc:
         logger.exception("training model version %s failed", version_id)
         now = timezone.now()
-        ModelVersion.objects.filter(pk=version_id).update(
+        ModelVersion.objects.filter(
+            pk=version_id, status=ModelVersion.Status.TRAINING
+        ).update(
             status=ModelVersion.Status.FAILED,
             error=_error_text(exc),
             timings=timings,

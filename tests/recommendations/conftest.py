@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from recommendations import serving
@@ -53,6 +55,16 @@ def loaded(db, small_log):
         "user_pk": dict(EndUser.objects.values_list("external_id", "id")),
         "item_pk": dict(Item.objects.values_list("external_id", "id")),
     }
+
+
+def artifact_dir(version) -> Path:
+    """The local directory of a version's artifacts (through the artifact store)."""
+    from recommendations.services.registry import artifact_store
+
+    store = artifact_store()
+    if store is None:
+        return Path(version.artifact_path)
+    return store.artifact_local_dir(name=version.artifact_path)
 
 
 def train_fast(**extra):

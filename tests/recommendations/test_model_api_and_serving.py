@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.urls import reverse
 
 from recommendations import serving
 from recommendations.models import ModelVersion
 from recommendations.services.registry import model_version_activate
-from tests.recommendations.conftest import train_fast
+from tests.recommendations.conftest import artifact_dir, train_fast
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +21,7 @@ def _rec_url(user_id: str = "user-000001") -> str:
 
 def _corrupt(version: ModelVersion) -> None:
     """Truncate every array file of a published version."""
-    for path in Path(version.artifact_path).glob("*.npy"):
+    for path in artifact_dir(version).glob("*.npy"):
         path.write_bytes(path.read_bytes()[:20])
 
 
@@ -130,7 +128,7 @@ def test_a_corrupt_only_version_falls_back_to_popularity(trained, api_client):
 def test_missing_artifacts_fall_back_too(trained, api_client):
     import shutil
 
-    shutil.rmtree(trained["version"].artifact_path)
+    shutil.rmtree(artifact_dir(trained["version"]))
     assert api_client.get(_rec_url()).status_code == 200
     assert serving.model_health()["status"] == "error"
 
@@ -158,3 +156,21 @@ def test_serving_works_when_redis_is_down(trained, api_client, monkeypatch):
     response = api_client.get(_rec_url())
     assert response.status_code == 200
     assert response.json()["model_version"] == trained["version"].pk
+
+
+def test_a_broker_outage_fails_the_queued_version_instead_of_blocking(
+    api_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from recommendations import tasks
+
+    def down(pk):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.train_model_task, "delay", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(TRAIN_URL, format="json")
+    assert response.status_code == 202
+    version = ModelVersion.objects.get(pk=response.json()["id"])
+    assert version.status == "failed" and "could not enqueue" in version.error
+    # The single-flight slot is free again.
+    assert api_client.post(TRAIN_URL, format="json").json()["created"] is True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,7 +30,7 @@ from tests.factories import (
     InteractionTypeFactory,
     ItemFactory,
 )
-from tests.recommendations.conftest import FAST_PARAMS, train_fast
+from tests.recommendations.conftest import FAST_PARAMS, artifact_dir, train_fast
 
 
 @pytest.mark.django_db
@@ -116,7 +115,7 @@ def test_training_end_to_end_publishes_an_active_version(loaded):
     assert version.params["max_epochs"] == 5 and version.params["search"] is False
     assert version.data_stats["n_interactions"] == loaded["log"].n_rows
     assert version.data_watermark is not None
-    path = Path(version.artifact_path)
+    path = artifact_dir(version)
     assert path.is_dir() and (path / "manifest.json").is_file()
     assert path.name.startswith(f"v{version.pk}-")
     # The callback saw the bar move forward to the end.

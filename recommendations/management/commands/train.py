@@ -9,11 +9,11 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from recommendations.models import ModelVersion
-from recommendations.services.registry import (
-    model_version_create,
-    model_version_request_training,
-    training_task,
+from recommendations.services.maintenance import (
+    model_version_request,
+    model_versions_reap_stale,
 )
+from recommendations.services.registry import model_version_create
 from recommendations.services.training import model_version_train
 
 POLL_S = 2.0
@@ -32,9 +32,9 @@ def _parse_setting(text: str) -> tuple[str, object]:
 
 class Command(BaseCommand):
     help = (
-        "Train a new model version. Without --wait the Celery training queue runs it "
-        "(inline here when no worker task exists); with --wait it trains in this "
-        "process with a progress bar. The quality gate then activates it or not."
+        "Train a new model version. Without --wait it is queued for the Celery "
+        "training worker; with --wait it trains in this process with a progress bar. "
+        "The quality gate then activates it or not."
     )
 
     def add_arguments(self, parser):
@@ -66,8 +66,8 @@ class Command(BaseCommand):
             if budget <= 0:
                 raise CommandError("--budget must be positive")
             params["time_budget_s"] = budget
-        if not wait and training_task() is not None:
-            version, created = model_version_request_training(
+        if not wait:
+            version, created = model_version_request(
                 trigger=ModelVersion.Trigger.COMMAND, params=params or None
             )
             if created:
@@ -80,6 +80,7 @@ class Command(BaseCommand):
                     "not queuing another."
                 )
             return
+        model_versions_reap_stale()
         version = model_version_create(
             trigger=ModelVersion.Trigger.COMMAND, params=params or None
         )
