@@ -16,7 +16,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recommendations.models import ModelVersion
-from recommendations.services.imports import import_job_run, import_jobs_reap_stale
+from recommendations.services.imports import (
+    import_files_prune,
+    import_job_run,
+    import_jobs_reap_stale,
+)
 from recommendations.services.maintenance import (
     model_version_request,
     model_versions_prune,
@@ -87,9 +91,9 @@ def reap_stale_runs_task() -> dict[str, list[int]]:
 
 
 @shared_task(acks_late=True)
-def prune_model_versions_task() -> list[int]:
-    """Beat (daily): delete old versions and their artifacts; never the active one."""
-    return model_versions_prune()
+def prune_model_versions_task() -> dict[str, object]:
+    """Beat (daily): delete old versions and their artifacts, and old import uploads."""
+    return {"versions": model_versions_prune(), "import_files": import_files_prune()}
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)

@@ -561,3 +561,20 @@ def import_jobs_reap_stale(*, now=None) -> list[int]:
         ):
             reaped.append(pk)
     return reaped
+
+
+def import_files_prune(*, older_than_days: int | None = None, now=None) -> int:
+    """Delete stored uploads of imports that ended long ago (the job rows stay)."""
+    now = now or timezone.now()
+    if older_than_days is None:
+        older_than_days = int(settings.RECSITE.get("PRUNE_FAILED_AFTER_DAYS", 14))
+    old = ImportJob.objects.filter(
+        status__in=[ImportJob.Status.DONE, ImportJob.Status.FAILED],
+        finished_at__lt=now - timedelta(days=older_than_days),
+    ).exclude(file="")
+    deleted = 0
+    for job in old.only("id", "file"):
+        job.file.delete(save=False)
+        ImportJob.objects.filter(pk=job.pk).update(file="", updated_at=now)
+        deleted += 1
+    return deleted

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError
 from django.urls import reverse
+from django.utils import timezone
 
 from items.models import Item
 from recommendations.models import ImportJob, Interaction
@@ -17,7 +20,9 @@ from recommendations.services.imports import (
     NOT_JSON,
     NOT_OBJECT,
     UNKNOWN_FORMAT,
+    import_files_prune,
     import_job_run,
+    import_jobs_reap_stale,
     import_local_file,
 )
 from recommendations.services.interactions import UNKNOWN_ITEM, VALUE_INVALID
@@ -290,3 +295,36 @@ def test_jsonl_upload_of_items_end_to_end(api_client, media, celery_worker):
     assert (job["accepted"], job["rejected"]) == (2, 1)
     assert job["rejected_rows"][0]["line"] == 2
     assert set(Item.objects.values_list("external_id", flat=True)) == {"a", "c"}
+
+
+@pytest.mark.django_db
+def test_stale_running_import_is_reaped_and_old_uploads_are_pruned(media, settings):
+    settings.RECSITE = {**settings.RECSITE, "STALE_RUN_AFTER_S": 60}
+    long_ago = timezone.now() - timedelta(minutes=5)
+    stuck = ImportJob.objects.create(
+        kind="users",
+        format="csv",
+        status="running",
+        heartbeat_at=long_ago,
+        rows_done=5000,
+    )
+    alive = ImportJob.objects.create(
+        kind="users", format="csv", status="running", heartbeat_at=timezone.now()
+    )
+    assert import_jobs_reap_stale() == [stuck.pk]
+    stuck.refresh_from_db()
+    alive.refresh_from_db()
+    assert stuck.status == "failed" and "5000 rows were imported" in stuck.error
+    assert alive.status == "running"
+    # A redelivered message of the reaped job does nothing.
+    assert import_job_run(job_id=stuck.pk) is None
+
+    old = ImportJob(kind="users", format="csv", status="done")
+    old.file.save("old.csv", SimpleUploadedFile("old.csv", b"id\nu1\n"), save=False)
+    old.finished_at = timezone.now() - timedelta(days=30)
+    old.save()
+    stored = old.file.path
+    assert import_files_prune(older_than_days=14) == 1
+    old.refresh_from_db()
+    assert old.file.name == "" and old.status == "done"
+    assert not Path(stored).exists()
