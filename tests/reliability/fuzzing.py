@@ -7,6 +7,7 @@ whose writes commit (a `transaction=True` test, or a real database).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field
 import hypothesis
 import hypothesis.errors
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, Phase
 from schemathesis.checks import load_all_checks
@@ -83,13 +86,68 @@ class FuzzReport:
         return "\n".join(lines)
 
 
-def load_schema():
-    """The OpenAPI document our own view serves, bound to a fresh WSGI application."""
+class _InTestTransaction:
+    """WSGI app that leaves the database connection open between requests.
+
+    Django closes a connection whose autocommit differs from the settings at each
+    request's end; inside a test's transaction that would end the test's transaction.
+    The test client avoids it the same way (by disconnecting `close_old_connections`).
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        with _connections_kept():
+            result = self.app(environ, start_response)
+        return _ClosingIterable(result)
+
+
+class _ClosingIterable:
+    def __init__(self, result) -> None:
+        self.result = result
+
+    def __iter__(self):
+        return iter(self.result)
+
+    def close(self) -> None:
+        with _connections_kept():
+            if hasattr(self.result, "close"):
+                self.result.close()
+
+
+@contextlib.contextmanager
+def _connections_kept():
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+def load_schema(*, in_test_transaction: bool = False):
+    """The OpenAPI document our own view serves, bound to a fresh WSGI application.
+
+    `in_test_transaction=True` for tests using `db` (rolled back) rather than
+    `transactional_db` (committed, like production).
+    """
     response = Client().get(SCHEMA_URL)
     assert response.status_code == 200, response.content[:500]
     schema = schemathesis.openapi.from_dict(json.loads(response.content))
-    schema.app = get_wsgi_application()
+    app = get_wsgi_application()
+    schema.app = _InTestTransaction(app) if in_test_transaction else app
     return schema
+
+
+def validation_errors(case, response, headers, checks=SUITE_CHECKS) -> list[str]:
+    """The schemathesis check failures of one response, as short messages."""
+    try:
+        case.validate_response(response, checks=_checks(checks), headers=headers)
+    except (AssertionError, BaseExceptionGroup) as exc:
+        return [_headline(exc)]
+    return []
 
 
 def _headline(exc: BaseException) -> str:
