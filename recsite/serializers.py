@@ -1,5 +1,6 @@
 """Serializers shared by the apps' APIs: the answers of batch endpoints (docs)."""
 
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -23,6 +24,32 @@ class BulkUpsertResultSerializer(serializers.Serializer):
     )
     accepted = serializers.IntegerField(help_text="Rows stored.")
     rejected = RejectedRowSerializer(many=True)
+
+
+class BatchRequestErrorSerializer(serializers.Serializer):
+    """A body that is not a usable batch (not a list, empty, too many rows)."""
+
+    non_field_errors = serializers.ListField(child=serializers.CharField())
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    """A request refused as a whole (malformed JSON, text PostgreSQL cannot store)."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
+
+
+def batch_400(result_serializer, component_name: str) -> PolymorphicProxySerializer:
+    """The 400 answers of a batch endpoint: every row rejected, or the body refused."""
+    return PolymorphicProxySerializer(
+        component_name=component_name,
+        serializers=[
+            result_serializer,
+            BatchRequestErrorSerializer,
+            ErrorDetailSerializer,
+        ],
+        resource_type_field_name=None,
+    )
 
 
 def attributes_field(**kwargs) -> serializers.DictField:

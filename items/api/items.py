@@ -22,6 +22,7 @@ from recsite.serializers import (
     BulkUpsertResultSerializer,
     attribute_filter_field,
     attributes_field,
+    batch_400,
     bulk_upsert_response,
     query_filters,
 )
@@ -207,7 +208,10 @@ class ItemViewSet(
             "is. When an id repeats, later rows win field by field."
         ),
         request=ItemWriteSerializer(many=True),
-        responses={201: BulkUpsertResultSerializer, 400: BulkUpsertResultSerializer},
+        responses={
+            201: BulkUpsertResultSerializer,
+            400: batch_400(BulkUpsertResultSerializer, "ItemBulkError"),
+        },
     )
     @action(detail=False, methods=["post"], url_path="bulk")
     def bulk(self, request):

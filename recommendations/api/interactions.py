@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from recommendations.models import Interaction
 from recommendations.services.interactions import MAX_FUTURE_S, interaction_record_many
-from recsite.serializers import RejectedRowSerializer
+from recsite.serializers import RejectedRowSerializer, batch_400
 from recsite.validation import NON_FIELD_ERRORS, batch_error
 
 
@@ -108,7 +108,7 @@ class InteractionViewSet(viewsets.GenericViewSet):
         request=_one_or_many,
         responses={
             201: InteractionBatchResultSerializer,
-            400: InteractionBatchResultSerializer,
+            400: batch_400(InteractionBatchResultSerializer, "InteractionBatchError"),
         },
         examples=[
             OpenApiExample(

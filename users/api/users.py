@@ -13,6 +13,7 @@ from recsite.serializers import (
     BulkUpsertResultSerializer,
     attribute_filter_field,
     attributes_field,
+    batch_400,
     bulk_upsert_response,
     query_filters,
 )
@@ -144,7 +145,10 @@ class UserViewSet(
             "row is. When an id repeats, later rows win."
         ),
         request=UserCreateSerializer(many=True),
-        responses={201: BulkUpsertResultSerializer, 400: BulkUpsertResultSerializer},
+        responses={
+            201: BulkUpsertResultSerializer,
+            400: batch_400(BulkUpsertResultSerializer, "UserBulkError"),
+        },
     )
     @action(detail=False, methods=["post"], url_path="bulk")
     def bulk(self, request):
