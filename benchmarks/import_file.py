@@ -101,8 +101,10 @@ def write_files(
             )
     item_ids = [str(item["id"]) for item in log.items]
     user_ids = [str(user["id"]) for user in log.users]
+    # Shift the log so it ends now: "trending" then has a realistic last week.
+    timestamp = log.timestamp + (time.time() - float(log.timestamp.max()))
     stamps = np.datetime_as_string(
-        (log.timestamp * 1e6).astype(np.int64).astype("datetime64[us]"), unit="s"
+        (timestamp * 1e6).astype(np.int64).astype("datetime64[us]"), unit="s"
     )
     interactions_path = directory / "interactions.csv"
     with interactions_path.open("w", newline="", encoding="utf-8") as handle:
@@ -152,9 +154,11 @@ def run_import(url: str, kind: str, path: Path) -> dict:
     samples: list[tuple[float, int]] = []
     while child.poll() is None:
         try:
-            samples.append((time.perf_counter() - started, process.memory_info().rss))
+            rss = process.memory_info().rss
         except psutil.NoSuchProcess:
             break
+        if rss:  # 0 once the child has exited (a zombie)
+            samples.append((time.perf_counter() - started, rss))
         time.sleep(0.1)
     stdout, stderr = child.communicate()
     elapsed = time.perf_counter() - started
@@ -173,6 +177,39 @@ def run_import(url: str, kind: str, path: Path) -> dict:
         if samples
         else [],
     }
+
+
+_POPULARITY_PROBE = """
+import time
+from datetime import timedelta
+from django.utils import timezone
+from recommendations.selectors.serving import popular_item_scores
+from recommendations.services.maintenance import popularity_cached, popularity_refresh
+now = timezone.now()
+for label, options in (("popular", {}), ("trending", {"trending": True})):
+    best = min(
+        (lambda t0: (popular_item_scores(limit=512, now=now, **options),
+                     time.perf_counter() - t0)[1])(time.perf_counter())
+        for _ in range(3)
+    )
+    print(f"{label}_query_ms={best * 1000:.0f}")
+t0 = time.perf_counter(); popularity_refresh(); refresh = time.perf_counter() - t0
+t0 = time.perf_counter(); popularity_cached(); read = time.perf_counter() - t0
+print(f"refresh_ms={refresh * 1000:.0f}")
+print(f"cached_read_ms={read * 1000:.1f}")
+"""
+
+
+def probe_popularity(url: str) -> dict:
+    """Serving's popularity queries on the imported data vs the precomputed lists."""
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", _POPULARITY_PROBE],
+        cwd=ROOT,
+        env=_env(url),
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return dict(line.split("=", 1) for line in out.split() if "=" in line)
 
 
 def _count_rows(path: Path) -> int:
@@ -230,6 +267,8 @@ def main() -> None:
             result["rows_per_s"] = result["rows"] / result["seconds"]
             result["label"] = label
             result["items"] = items
+            if label == "full":
+                result["popularity"] = probe_popularity(url)
             results.append(result)
             print(f"{label}: {result['output']}")
             if not args.keep:
@@ -252,6 +291,8 @@ def main() -> None:
             f"| interactions ({r['label']}) | {r['rows']:,} | {r['seconds']:.1f} | "
             f"{r['rows_per_s']:,.0f} | {r['peak_rss_mb']:.0f} | {quartiles} |"
         )
+    print()
+    print(f"popularity on the full data set (ms): {results[0]['popularity']}")
     items = results[0]["items"]
     print(
         f"| items (catalog, before) | - | {items['seconds']:.1f} | - | "

@@ -22,11 +22,11 @@ from recommendations.services.imports import (
     import_jobs_reap_stale,
 )
 from recommendations.services.maintenance import (
+    model_freshness_refresh,
     model_version_request,
     model_versions_prune,
     model_versions_reap_stale,
     popularity_refresh,
-    serving_fold_in_recent,
 )
 from recommendations.services.training import model_version_train
 
@@ -107,9 +107,9 @@ def refresh_popularity_task(self) -> dict:
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def fold_in_recent_task(self) -> dict:
-    """Beat: refresh precomputed serving structures with recent data."""
+    """Beat: measure the data newer than the active model (serving folds it in live)."""
     try:
-        return serving_fold_in_recent()
+        return model_freshness_refresh()
     except TRANSIENT_ERRORS as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 

@@ -240,7 +240,10 @@ DEFAULT_PERIODIC_TASKS: tuple[dict, ...] = (
         "task": "recommendations.tasks.fold_in_recent_task",
         "interval": {"every": 10, "period": "minutes"},
         "expire_seconds": 10 * 60,
-        "description": "Refresh precomputed serving structures with recent data.",
+        "description": (
+            "Measure the data newer than the active model (interactions, users, "
+            "items) for the admin and monitoring; serving folds it in per request."
+        ),
     },
     {
         "name": "Reap stale training runs",
@@ -395,22 +398,54 @@ def popularity_cached() -> dict | None:
 
 # ---------------------------------------------------------------------------- fold-in
 
+FRESHNESS_CACHE_TIMEOUT_S = 24 * 3600
 
-def serving_fold_in_recent() -> dict:
-    """Refresh what serving precomputes from data newer than the active model.
 
-    Personalised recommendations already read each user's history at request time
-    (so recent interactions count at once); what a request cannot afford is
-    embedding the items created after the active version was trained. This asks
-    serving to rebuild that new-item overlay now, in the worker, so no web request
-    pays for it.
+def _freshness_cache_key() -> str:
+    from django.db import connection
+
+    return f"model-freshness:{connection.settings_dict.get('NAME') or 'default'}:v1"
+
+
+def model_freshness_refresh(*, now: datetime | None = None) -> dict:
+    """Measure the data the active model has not been trained on; cache and return it.
+
+    Serving folds recent data in at request time, per web process: it reads each
+    user's history for every request (new interactions count at once), and it embeds
+    items created after training from their metadata (the new-item overlay, which
+    must live in the process that scores, so a worker cannot build it for them).
+    What a worker can do cheaply is to measure that gap: interactions, end-users
+    and items newer than the active version's snapshot. Read with
+    `model_freshness_cached()` (admin dashboard, monitoring).
     """
-    from recommendations import serving
+    from django.core.cache import cache
 
-    refresh = getattr(serving, "new_item_overlay_refresh", None)
-    if refresh is None:
-        return {
-            "refreshed": False,
-            "reason": "serving exposes no precomputed structures",
-        }
-    return {"refreshed": True, "result": refresh()}
+    now = now or timezone.now()
+    active = ModelVersion.objects.filter(status=Status.ACTIVE).first()
+    figures: dict = {"computed_at": now.isoformat(), "active_version": None}
+    if active is not None:
+        snapshot_at = active.started_at or active.created_at
+        newer = Interaction.objects.filter(id__gt=active.data_watermark or 0)
+        figures.update(
+            active_version=active.pk,
+            trained_on_data_until=snapshot_at.isoformat(),
+            new_interactions=newer.count(),
+            users_with_new_interactions=newer.values("user_id").distinct().count(),
+            new_users=EndUser.objects.filter(created_at__gt=snapshot_at).count(),
+            # Embedded from metadata by serving's new-item overlay until a retrain.
+            new_items=Item.objects.filter(created_at__gt=snapshot_at).count(),
+            model_age_s=round((now - snapshot_at).total_seconds()),
+        )
+    cache.set(_freshness_cache_key(), figures, timeout=FRESHNESS_CACHE_TIMEOUT_S)
+    return figures
+
+
+def model_freshness_cached() -> dict | None:
+    """The last `model_freshness_refresh()` figures, or None (Redis down / not yet)."""
+    from django.core.cache import cache
+
+    try:
+        return cache.get(_freshness_cache_key())
+    except Exception:  # noqa: BLE001 - readers must survive a Redis outage
+        logger.warning("model freshness cache unavailable", exc_info=True)
+        return None

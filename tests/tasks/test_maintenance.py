@@ -207,3 +207,24 @@ def test_train_task_retries_transient_database_errors(monkeypatch):
 @pytest.mark.django_db
 def test_train_task_of_a_deleted_version_does_nothing():
     assert train_model_task.apply(args=[987654]).get() == "missing"
+
+
+@pytest.mark.django_db
+def test_fold_in_task_measures_data_newer_than_the_active_model():
+    from recommendations.services.maintenance import model_freshness_cached
+    from recommendations.tasks import fold_in_recent_task
+
+    seen = InteractionFactory()
+    ModelVersionFactory(
+        status=Status.ACTIVE, data_watermark=seen.pk, started_at=timezone.now()
+    )
+    fresh_user = EndUserFactory()
+    InteractionFactory(user=fresh_user, item=seen.item)
+    InteractionFactory(user=fresh_user, item=ItemFactory())
+
+    figures = fold_in_recent_task.apply().get()
+
+    assert figures == model_freshness_cached()
+    assert figures["new_interactions"] == 2
+    assert figures["users_with_new_interactions"] == 1
+    assert (figures["new_users"], figures["new_items"]) == (1, 1)
