@@ -278,3 +278,40 @@ class Gunicorn:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+class celery_broker:  # noqa: N801 - used like a function: `with celery_broker(url):`
+    """Point this process's Celery app at another broker for the duration."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @staticmethod
+    def _reset_pools(app) -> None:
+        # Celery caches connections and producers; drop them so the next send
+        # connects to the broker the configuration names now.
+        if app._pool is not None:
+            app._pool.force_close_all()
+            app._pool = None
+        amqp = app.amqp
+        if getattr(amqp, "_producer_pool", None) is not None:
+            amqp._producer_pool.force_close_all()
+            amqp._producer_pool = None
+
+    def __enter__(self):
+        from recsite.celery import app
+
+        self.app = app
+        self.previous = app.conf.broker_url
+        app.conf.broker_url = self.url
+        self._reset_pools(app)
+        return app
+
+    def __exit__(self, *exc_info):
+        self.app.conf.broker_url = self.previous
+        self._reset_pools(self.app)
+
+
+def queue_length(client: redis.Redis, queue: str) -> int:
+    """Messages waiting in a Celery queue on a Redis broker (kombu: one list per queue)."""
+    return client.llen(queue)
