@@ -340,9 +340,12 @@ class ItemAdmin(admin.ModelAdmin):
             key = ("add_" if add else "remove_") + (
                 "categories" if kind == "category" else "tags"
             )
-            changed = services.item_labels_update(
-                item_ids=list(queryset.values_list("pk", flat=True)), **{key: names}
-            )
+            item_ids = list(queryset.values_list("pk", flat=True))
+            update = getattr(services, "item_labels_update", None)
+            if update is not None:
+                changed = update(item_ids=item_ids, **{key: names})
+            else:
+                changed = _labels_update_each(item_ids, kind=kind, add=add, names=names)
             verb = "Added" if add else "Removed"
             where = "to" if add else "from"
             self.message_user(
@@ -454,6 +457,24 @@ class ItemAdmin(admin.ModelAdmin):
     @admin.action(description="Block selected items…", permissions=["change"])
     def block(self, request, queryset):
         return self._rule_action(request, queryset, rule_action="block")
+
+
+def _labels_update_each(item_ids, *, kind: str, add: bool, names: list[str]) -> int:
+    """Stopgap until items.services has a bulk label update (requested): item_update each."""
+    from items import services
+
+    field = "categories" if kind == "category" else "tags"
+    changed = 0
+    for item in Item.objects.filter(pk__in=item_ids).prefetch_related(field):
+        current = [label.name for label in getattr(item, field).all()]
+        if add:
+            wanted = current + [name for name in names if name not in current]
+        else:
+            wanted = [name for name in current if name not in names]
+        if wanted != current:
+            services.item_update(item=item, **{field: wanted})
+            changed += 1
+    return changed
 
 
 def _label_list(labels):

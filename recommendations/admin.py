@@ -37,10 +37,10 @@ from recsite.admin_widgets import (
 
 TRAIN_QUEUED = "Training v{id} queued. This page follows its progress."
 TRAIN_ALREADY = (
-    "v{id} is already {status}: showing its progress (one training at a time)."
+    "Version v{id} is already {status}: showing its progress (one training at a time)."
 )
 TRAIN_SKIPPED = "Nothing to train."
-ACTIVATED = "v{id} is now the active model: recommendations use it from now on."
+ACTIVATED = "Version v{id} is now the active model: recommendations use it at once."
 SELECT_ONE = "Select exactly one version to activate."
 
 

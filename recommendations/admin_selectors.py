@@ -211,6 +211,7 @@ def user_recommendations_preview(
     include_seen: bool = False,
     max_per_category: int | None = None,
     extra_rules: list[BusinessRule] | tuple[BusinessRule, ...] = (),
+    ignore_rule_ids: list[int] | tuple[int, ...] = (),
 ) -> PreviewList:
     """What `GET /recommendations/users/<id>/` returns now for this user, with these filters."""
     from recommendations import serving
@@ -225,6 +226,7 @@ def user_recommendations_preview(
             include_seen=include_seen,
             max_per_category=max_per_category,
             extra_rules=list(extra_rules),
+            ignore_rule_ids=list(ignore_rule_ids),
         )
     except Exception as exc:  # the admin page must render even when serving cannot
         logger.exception(
@@ -324,8 +326,12 @@ def rule_preview(
     rows = []
     for external_id in users:
         before = user_recommendations_preview(user_external_id=external_id, n=n)
+        # Editing a saved rule: "after" replaces its saved version by the form's.
         after = user_recommendations_preview(
-            user_external_id=external_id, n=n, extra_rules=[candidate]
+            user_external_id=external_id,
+            n=n,
+            extra_rules=[candidate],
+            ignore_rule_ids=[rule.pk] if rule.pk else [],
         )
         before_rows, after_rows, changed = _diff_rows(before, after)
         rows.append(
