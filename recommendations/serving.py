@@ -129,11 +129,6 @@ def active_version_forget() -> None:
     _redis(lambda: cache.delete(_key("active")))
 
 
-def rules_generation_bump() -> None:
-    """Invalidate every process's business-rule cache."""
-    _redis(lambda: cache.set(_key("rules"), uuid.uuid4().hex, None))
-
-
 # --------------------------------------------------------------------- the holder
 
 
@@ -346,9 +341,7 @@ _cache = _TTLCache()
 
 @dataclass(frozen=True)
 class _RuleCache:
-    token: Any
-    signature: tuple
-    checked_at: float
+    signature: str
     rules: tuple[Rule, ...]
 
 
@@ -356,32 +349,23 @@ _rules_cache: _RuleCache | None = None
 
 
 def business_rules_current() -> list[Rule]:
-    """Active rules, cached per process; a rule write invalidates it at once."""
+    """Active rules, cached per process; any change to a rule row applies at once."""
     global _rules_cache
-    entry = _rules_cache
-    token = _redis(lambda: cache.get(_key("rules")), default=False)
-    redis_ok = token is not False
-    now = time.monotonic()
-    if (
-        entry is not None
-        and redis_ok
-        and token == entry.token
-        and now - entry.checked_at < _refresh_s()
-    ):
-        return list(entry.rules)
-    # Redis down, token changed, or periodic safety check: the table signature
-    # (count, max updated_at, max id) also catches writes that bypassed services.
+    # The signature is a hash of the active rule rows (one tiny aggregate query),
+    # so writes that bypass the services (admin bulk updates) count too.
     signature = business_rules_signature()
-    if (
-        entry is not None
-        and signature == entry.signature
-        and (not redis_ok or token == entry.token)
-    ):
-        _rules_cache = _RuleCache(entry.token, signature, now, entry.rules)
+    entry = _rules_cache
+    if entry is not None and entry.signature == signature:
         return list(entry.rules)
     rules = tuple(business_rules_active())
-    _rules_cache = _RuleCache(token if redis_ok else None, signature, now, rules)
+    _rules_cache = _RuleCache(signature, rules)
     return list(rules)
+
+
+def rules_cache_clear() -> None:
+    """Forget this process's cached rules (the next request reloads them)."""
+    global _rules_cache
+    _rules_cache = None
 
 
 def _type_weights() -> dict[int, float]:
@@ -414,7 +398,6 @@ def serving_reset() -> None:
     _redis_down_until = 0.0
     _cache.clear()
     active_version_forget()
-    _redis(lambda: cache.delete(_key("rules")))
 
 
 # ------------------------------------------------------------------- new items
@@ -885,15 +868,20 @@ def _options(**kwargs) -> ListOptions:
     return ListOptions(**kwargs)
 
 
+def _history_arrays(item_pks: list[int], type_pks: list[int]):
+    """(recent item pks, their signed type weights, every recently seen item pk)."""
+    weights = _type_weights()
+    items = np.asarray(item_pks[:HISTORY_LIMIT], dtype=np.int64)
+    w = np.asarray(
+        [weights.get(t, 1.0) for t in type_pks[:HISTORY_LIMIT]], dtype=np.float32
+    )
+    return items, w, np.unique(np.asarray(item_pks, dtype=np.int64))
+
+
 def user_history(user_pk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(recent item pks, their signed type weights, every recently seen item pk)."""
     rows = db.user_recent_interactions(user_pk, limit=SEEN_LIMIT)
-    weights = _type_weights()
-    recent = rows[:HISTORY_LIMIT]
-    items = np.asarray([r[0] for r in recent], dtype=np.int64)
-    w = np.asarray([weights.get(r[1], 1.0) for r in recent], dtype=np.float32)
-    seen = np.unique(np.asarray([r[0] for r in rows], dtype=np.int64))
-    return items, w, seen
+    return _history_arrays([r[0] for r in rows], [r[1] for r in rows])
 
 
 def recommend_for_user(
@@ -921,12 +909,12 @@ def recommend_for_user(
         ignore_rule_ids=ignore_rule_ids,
     )
     model = current_model()
-    user = db.end_user_row(user_external_id)
+    user = db.end_user_with_history(user_external_id, limit=SEEN_LIMIT)
     history = np.zeros(0, dtype=np.int64)
     weights = np.zeros(0, dtype=np.float32)
     seen = np.zeros(0, dtype=np.int64)
     if user is not None:
-        history, weights, seen = user_history(user[0])
+        history, weights, seen = _history_arrays(user[2], user[3])
     base_exclude = () if include_seen else seen.tolist()
     if model is None:
         source = _db_popular_source(category=category, tag=tag)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from django.db.models import Count, Max
+from django.db import connection
 
 from recommendations.models import BusinessRule
 
@@ -112,12 +112,19 @@ def business_rules_active() -> list[Rule]:
     ]
 
 
-def business_rules_signature() -> tuple:
-    """Changes whenever a rule is added, edited or deleted (cheap cache check)."""
-    agg = BusinessRule.objects.aggregate(
-        n=Count("id"), last=Max("updated_at"), top=Max("id")
-    )
-    return (agg["n"], agg["last"], agg["top"])
+def business_rules_signature() -> str:
+    """A hash of every active rule's row: changes with any write, even a bulk update.
+
+    One aggregate over the (small) set of active rules, cheaper than a Redis round
+    trip, so serving checks it on every request and a change applies at once.
+    """
+    table = BusinessRule._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT md5(coalesce(string_agg(r::text, ',' ORDER BY r.id), '')) "
+            f"FROM {table} r WHERE r.is_active"
+        )
+        return cursor.fetchone()[0]
 
 
 def rules_in_effect(rules: Iterable[Rule], *, now: datetime) -> list[Rule]:

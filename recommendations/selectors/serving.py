@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,6 +55,34 @@ def end_user_row(external_id: str) -> tuple[int, dict] | None:
         .values_list("id", "attributes")
         .first()
     )
+
+
+def end_user_with_history(
+    external_id: str, *, limit: int
+) -> tuple[int, dict, list[int], list[int]] | None:
+    """(pk, attributes, item pks, type pks) of a user and their newest interactions.
+
+    One round trip: the history comes from the (user, -timestamp) index.
+    """
+    user = EndUser._meta.db_table
+    t = _tables()
+    sql = (
+        f"SELECT u.id, u.attributes, "
+        f"ARRAY(SELECT x.item_id FROM {t['interaction']} x WHERE x.user_id = u.id "
+        f"ORDER BY x.timestamp DESC, x.id DESC LIMIT %s), "
+        f"ARRAY(SELECT x.type_id FROM {t['interaction']} x WHERE x.user_id = u.id "
+        f"ORDER BY x.timestamp DESC, x.id DESC LIMIT %s) "
+        f"FROM {user} u WHERE u.external_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [int(limit), int(limit), external_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    attributes = row[1]
+    if isinstance(attributes, (str, bytes)):
+        attributes = json.loads(attributes)
+    return row[0], attributes or {}, list(row[2]), list(row[3])
 
 
 def user_recent_interactions(user_pk: int, *, limit: int) -> list[tuple[int, int]]:

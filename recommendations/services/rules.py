@@ -25,13 +25,16 @@ UNKNOWN_FIELD = "Unknown business rule field: {name}."
 
 
 def business_rules_changed() -> None:
-    """Invalidate every process's rule cache now, and again on commit."""
-    from recommendations.serving import rules_generation_bump
+    """Drop this process's cached rules (others see the change on their next request).
 
-    # Now: readers reload (they may still see the old rows until commit) ...
-    rules_generation_bump()
-    # ... and after commit, so nobody keeps the pre-commit state cached.
-    transaction.on_commit(rules_generation_bump)
+    Serving compares a hash of the active rule rows on every request, so any write,
+    through these services or not, applies at once everywhere; this only saves the
+    writing process one reload check.
+    """
+    from recommendations.serving import rules_cache_clear
+
+    rules_cache_clear()
+    transaction.on_commit(rules_cache_clear)
 
 
 def business_rule_create(
