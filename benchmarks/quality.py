@@ -162,9 +162,9 @@ def run_quality(args) -> None:
             name = f"EASE dense (lambda = 4 x mean pop = {model.lam_used:.0f})"
         record(name, evaluate(model, train, test), fit_s)
         if isinstance(model, EASE):
-            pruned = prune_dense_top_k(model.b, config.neighbors_k)
+            pruned = prune_dense_top_k(model.b, config.ease_neighbors_k)
             record(
-                f"EASE pruned to top-{config.neighbors_k}/item",
+                f"EASE pruned to top-{config.ease_neighbors_k}/item",
                 evaluate(_sparse_scorer(model.train, pruned), train, test),
                 fit_s,
             )

@@ -218,7 +218,9 @@ def train_model(
         for n, f in enumerate(sorted(factors)):
             if n and time.perf_counter() > deadline:
                 break
-            nb = prune_dense_top_k(ease_from_gram(g, f * diag_mean), config.neighbors_k)
+            nb = prune_dense_top_k(
+                ease_from_gram(g, f * diag_mean), config.ease_neighbors_k
+            )
             if not do_search:
                 best = (0.0, f)
                 break
@@ -360,10 +362,14 @@ def train_model(
             lf_model_cold = _cold_item_embeddings(
                 best_lf, cold_rows, ie_v, ib_v, cold_items
             )
+            cold_users = np.flatnonzero(np.diff(cold_test.indptr) > 0)
+            if cold_users.size > cap:
+                cold_users = np.sort(rng.choice(cold_users, size=cap, replace=False))
             cold = evaluate(
                 _lf_scorer(lf_model_cold[0], lf_model_cold[1], ue_v),
                 train_v,
                 cold_test,
+                users=cold_users,
                 item_subset=cold_items,
             )
             metrics.update({f"cold_{k}": v for k, v in cold.items()})
@@ -477,7 +483,7 @@ def _fit_item_item(
         diag = np.diag(g)
         diag_mean = float(diag[diag > 0].mean()) if np.any(diag > 0) else 1.0
         b = ease_from_gram(g, choice["lambda_factor"] * diag_mean)
-        return prune_dense_top_k(b, config.neighbors_k)
+        return prune_dense_top_k(b, config.ease_neighbors_k)
     return cosine_neighbors(x, k=config.neighbors_k, shrink=choice["shrink"])
 
 
