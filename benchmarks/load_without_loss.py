@@ -98,8 +98,15 @@ def create_items(base_url: str, key: str, *, n_items: int, prefix: str) -> None:
 
 
 def plan_batches(
-    client: int, *, events: int, batch: int, retry_fraction: float, seed: int,
-    n_users: int, n_items: int, prefix: str,
+    client: int,
+    *,
+    events: int,
+    batch: int,
+    retry_fraction: float,
+    seed: int,
+    n_users: int,
+    n_items: int,
+    prefix: str,
 ) -> list[tuple[list[dict], bool]]:
     """This client's batches, in order: (rows, send twice concurrently?)."""
     rng = random.Random(seed * 1000 + client)
@@ -121,7 +128,11 @@ def plan_batches(
     for start in range(0, len(own), batch):
         batches.append(carry + own[start : start + batch])
         # Single events sent again in the next batch (a retry after a lost answer).
-        carry = [row for row in own[start : start + batch] if rng.random() < retry_fraction / 2]
+        carry = [
+            row
+            for row in own[start : start + batch]
+            if rng.random() < retry_fraction / 2
+        ]
     if carry:
         batches.append(carry)
     # Whole batches sent twice at once, about retry_fraction / 2 of the events, at
@@ -165,23 +176,42 @@ def _send(session, url, rows, result: LoadResult, lock: threading.Lock) -> None:
 
 
 def run_load(
-    base_url: str, key: str, *, events: int, clients: int = 8, batch: int = 500,
-    retry_fraction: float = 0.05, seed: int = 1, n_users: int = 20_000,
-    n_items: int = 5_000, prefix: str = "lw", max_seconds: float = 900.0,
+    base_url: str,
+    key: str,
+    *,
+    events: int,
+    clients: int = 8,
+    batch: int = 500,
+    retry_fraction: float = 0.05,
+    seed: int = 1,
+    n_users: int = 20_000,
+    n_items: int = 5_000,
+    prefix: str = "lw",
+    max_seconds: float = 900.0,
 ) -> LoadResult:
     """Send `events` distinct events from `clients` threads; items must exist."""
-    per_client = [events // clients + (1 if c < events % clients else 0) for c in range(clients)]
+    per_client = [
+        events // clients + (1 if c < events % clients else 0) for c in range(clients)
+    ]
     plans = [
         plan_batches(
-            c, events=per_client[c], batch=batch, retry_fraction=retry_fraction,
-            seed=seed, n_users=n_users, n_items=n_items, prefix=prefix,
+            c,
+            events=per_client[c],
+            batch=batch,
+            retry_fraction=retry_fraction,
+            seed=seed,
+            n_users=n_users,
+            n_items=n_items,
+            prefix=prefix,
         )
         for c in range(clients)
     ]
     result = LoadResult(clients=clients, distinct_events=events)
     planned_rows = sum(len(rows) for plan in plans for rows, _ in plan)
     result.single_event_retries = planned_rows - events
-    result.whole_batch_retries = sum(len(rows) for plan in plans for rows, twice in plan if twice)
+    result.whole_batch_retries = sum(
+        len(rows) for plan in plans for rows, twice in plan if twice
+    )
     lock = threading.Lock()
     deadline = time.monotonic() + max_seconds
     url = f"{base_url}{INTERACTIONS_URL}"
@@ -198,7 +228,9 @@ def run_load(
                 return
             if twice:
                 # The retry leaves while the first attempt is still being served.
-                retry = threading.Thread(target=_send, args=(twin, url, rows, result, lock))
+                retry = threading.Thread(
+                    target=_send, args=(twin, url, rows, result, lock)
+                )
                 retry.start()
                 _send(session, url, rows, result, lock)
                 retry.join()
@@ -213,11 +245,15 @@ def run_load(
 
 
 def expected_event_ids(*, events: int, clients: int, prefix: str) -> set[str]:
-    per_client = [events // clients + (1 if c < events % clients else 0) for c in range(clients)]
+    per_client = [
+        events // clients + (1 if c < events % clients else 0) for c in range(clients)
+    ]
     return {f"{prefix}-{c}-{n}" for c in range(clients) for n in range(per_client[c])}
 
 
-def verify(stored_event_ids: list[str], result: LoadResult, *, prefix: str) -> list[str]:
+def verify(
+    stored_event_ids: list[str], result: LoadResult, *, prefix: str
+) -> list[str]:
     """Every way the run lost, doubled or invented data, as messages (empty = none)."""
     problems = []
     expected = expected_event_ids(
@@ -232,7 +268,9 @@ def verify(stored_event_ids: list[str], result: LoadResult, *, prefix: str) -> l
     if missing:
         problems.append(f"{len(missing)} events lost, e.g. {sorted(missing)[:3]}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected events, e.g. {sorted(unexpected)[:3]}")
+        problems.append(
+            f"{len(unexpected)} unexpected events, e.g. {sorted(unexpected)[:3]}"
+        )
     if result.server_errors:
         problems.append(f"{result.server_errors} answers were 5xx")
     if result.accepted != len(expected):
@@ -294,9 +332,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gunicorn {server.base_url} ({args.workers} workers)", flush=True)
             create_items(server.base_url, key, n_items=args.items, prefix="lw")
             result = run_load(
-                server.base_url, key, events=args.events, clients=args.clients,
-                batch=args.batch, retry_fraction=args.retry_fraction, seed=args.seed,
-                n_users=args.users, n_items=args.items, prefix="lw",
+                server.base_url,
+                key,
+                events=args.events,
+                clients=args.clients,
+                batch=args.batch,
+                retry_fraction=args.retry_fraction,
+                seed=args.seed,
+                n_users=args.users,
+                n_items=args.items,
+                prefix="lw",
                 max_seconds=args.max_seconds,
             )
         conn = db.connect(url)
@@ -334,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(set(stored))} distinct; 5xx: {result.server_errors}",
         flush=True,
     )
-    print("OK: no loss, no duplicate" if not problems else "FAILED: " + "; ".join(problems))
+    print(
+        "OK: no loss, no duplicate"
+        if not problems
+        else "FAILED: " + "; ".join(problems)
+    )
     return 0 if not problems else 1
 
 
@@ -343,7 +392,11 @@ def _create_key(env: dict[str, str]) -> str:
 
     out = subprocess.run(
         [sys.executable, "manage.py", "create_api_key", "load-without-loss"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.strip().splitlines()[-1]
 

@@ -101,7 +101,7 @@ def build_context(args: argparse.Namespace) -> Context:
             base[key] = getattr(args, key)
     scale = Scale(name=args.scale, **base)
     work = args.work_dir or ROOT / ".local" / "bench" / args.db
-    work.mkdir(parents=True, exist_ok=True)
+    (work / "static").mkdir(parents=True, exist_ok=True)
     default_out = "benchmarks-large.md" if args.scale == "large" else "benchmarks.md"
     sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = set(sections) - set(SECTION_KEYS)
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             or ctx.wants("similar")
             or ctx.wants("memory")
         ):
-            if ctx.wants("train") or phases._active_artifact_dir() is None:
+            if ctx.wants("train") or phases._active_artifact() is None:
                 ctx.results["train"] = phases.phase_train(ctx)
         if ctx.wants("serve") or ctx.wants("similar"):
             out = phases.phase_serve(ctx)

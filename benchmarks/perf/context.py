@@ -106,6 +106,8 @@ class Context:
             DEBUG="0",
             DATABASE_URL=self.db_url,
             ARTIFACTS_DIR=str(self.work_dir / "artifacts"),
+            ARTIFACTS_CACHE_DIR=str(self.work_dir / "artifact-cache"),
+            STATIC_ROOT=str(self.work_dir / "static"),
             CACHE_KEY_PREFIX=f"bench-{self.db_name}",
             # The benchmark measures the API, not the rate limiter's refusals (the
             # limiter still runs: one Redis round-trip per request, as in production).

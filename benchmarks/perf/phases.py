@@ -718,6 +718,27 @@ def _wait_for_model(
     return code
 
 
+def _queries_per_request(ctx: Context, paths: dict, have: dict) -> dict[str, float]:
+    """SQL queries one request of each kind runs (in this process, after a warm-up)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {ctx.read_key}"}
+    out = {}
+    for kind in ("user", "recs", "item", "similar"):
+        if not have.get(kind):
+            continue
+        sample = paths[kind][:21]
+        client.get(sample[0], **auth)  # loads the model, fills per-process caches
+        with CaptureQueriesContext(connection) as captured:
+            for path in sample[1:]:
+                client.get(path, **auth)
+        out[kind] = len(captured.captured_queries) / max(1, len(sample) - 1)
+    return out
+
+
 @guarded("serve")
 def phase_serve(ctx: Context) -> tuple[dict, dict]:
     """Sections 4 and 5 on one gunicorn: recommendations vs GET user, similar items."""
@@ -781,6 +802,15 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
                     f"{r.bad_statuses[:60]}"
                 )
 
+    try:
+        queries = _queries_per_request(ctx, paths, have)
+    except Exception as exc:  # noqa: BLE001 - informational
+        ctx.say(f"serve: could not count queries: {exc}")
+        queries = {}
+    qnote = "SQL queries per request (in-process count): " + (
+        ", ".join(f"{k} {v:.1f}" for k, v in queries.items()) or "not measured"
+    )
+
     def agg(kind: str) -> dict:
         rs = runs[kind]
         return {
@@ -836,7 +866,8 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
             "notes": [
                 f"{ctx.connections} connections, random users among those with "
                 f"interactions, {rounds} round(s) of {seconds:g} s per endpoint "
-                f"interleaved (medians shown), load by {rc['tool']}."
+                f"interleaved (medians shown), load by {rc['tool']}.",
+                qnote,
             ],
             "raw": {k: [x.as_dict() for x in runs[k]] for k in ("user", "recs")},
         }
@@ -875,7 +906,8 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
             "columns": cols,
             "rows": rows,
             "notes": [
-                f"{ctx.connections} connections, random items with interactions."
+                f"{ctx.connections} connections, random items with interactions.",
+                qnote,
             ],
             "raw": {k: [x.as_dict() for x in runs[k]] for k in ("item", "similar")},
         }
@@ -885,24 +917,32 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
 # ------------------------------------------------------------------- 6. memory
 
 
-def _active_artifact_dir() -> Path | None:
+def _active_artifact() -> str | None:
+    """`artifact_path` of the active version (a storage name, or an older local path)."""
     from recommendations.models import ModelVersion
 
     v = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
-    return Path(v.artifact_path) if v and v.artifact_path else None
+    return v.artifact_path if v and v.artifact_path else None
 
 
-def _graft_users(ctx: Context, source: Path, n_users: int) -> Path:
+def _local_dir(artifact: str) -> Path:
+    from recommendations.artifact_store import artifact_local_dir
+
+    return artifact_local_dir(name=artifact)
+
+
+def _graft_users(ctx: Context, artifact: str, n_users: int) -> str:
     """A copy of the active model with `n_users` users (extra users get synthetic vectors,
     and matching end-user rows), so memory is measured with a model of that size."""
+    from recommendations import artifact_store
     from recommendations.engine.artifacts import load_artifacts, save_artifacts
     from users.models import EndUser
 
-    bundle = load_artifacts(source, mmap=False, verify=False)
+    bundle = load_artifacts(_local_dir(artifact), mmap=False, verify=False)
     have = bundle.n_users
     extra = n_users - have
     if extra <= 0:
-        return source
+        return artifact
     ctx.say(f"memory: adding {extra:,} users to the model and the database")
     conn = db.connect(ctx.db_url)
     with conn.cursor() as cur:
@@ -933,24 +973,25 @@ def _graft_users(ctx: Context, source: Path, n_users: int) -> Path:
     bundle.user_biases = np.concatenate(
         [bundle.user_biases, np.zeros(extra, dtype=np.float32)]
     )
-    target = source.parent / f"{source.name}-mem{n_users}"
-    save_artifacts(bundle, target)
-    return target
+    name = f"{artifact_store.artifact_name(artifact)}-mem{n_users}"
+    directory = artifact_store.artifact_staging_dir(name=name)
+    save_artifacts(bundle, directory)
+    return artifact_store.artifact_publish(source_dir=directory, name=name)
 
 
-def _activate_artifacts(path: Path) -> int:
+def _activate_artifacts(artifact: str) -> int:
     from recommendations.models import ModelVersion
     from recommendations.services.registry import model_version_activate
 
     active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
-    if active is not None and Path(active.artifact_path) == path:
+    if active is not None and active.artifact_path == artifact:
         return active.pk
     v = ModelVersion.objects.create(
         status=ModelVersion.Status.READY,
         trigger=ModelVersion.Trigger.COMMAND,
         params=active.params if active else {},
         metrics=active.metrics if active else {},
-        artifact_path=str(path),
+        artifact_path=artifact,
         data_watermark=active.data_watermark if active else None,
     )
     model_version_activate(version=v)
@@ -970,16 +1011,17 @@ def phase_memory(ctx: Context) -> dict:
         return unavailable(
             "GET /api/v1/users/{id}/recommendations/ does not exist yet", target
         )
-    source = _active_artifact_dir()
+    source = _active_artifact()
     if source is None:
         return unavailable(
             "no active model version (training did not run or failed)", target
         )
     n_users = MEMORY_MODEL_USERS if ctx.scale.name != "tiny" else ctx.scale.users * 5
-    model_dir = _graft_users(ctx, source, n_users)
-    version_id = _activate_artifacts(model_dir)
+    artifact = _graft_users(ctx, source, n_users)
+    version_id = _activate_artifacts(artifact)
     from recommendations.engine.artifacts import load_artifacts
 
+    model_dir = _local_dir(artifact)
     b = load_artifacts(model_dir, mmap=True, verify=False)
     shape = (b.n_users, b.n_items, b.dim)
     size_mb = sum(f.stat().st_size for f in model_dir.iterdir()) / stats.MB
@@ -996,7 +1038,8 @@ def phase_memory(ctx: Context) -> dict:
         paths["recs"] += [f"/api/v1/users/{u}/recommendations/?n=10" for u in extra]
     rows = []
     totals = {}
-    for workers in (1, 2, 4):
+    counts = (1, 2) if ctx.scale.name == "tiny" else (1, 2, 4)
+    for workers in counts:
         with Gunicorn(
             env=ctx.django_env(), workers=workers, log_path=ctx.log_path
         ) as server:
@@ -1004,15 +1047,20 @@ def phase_memory(ctx: Context) -> dict:
             code = _wait_for_model(server, paths["recs"][0], ctx.read_key)
             if code != 200:
                 raise RuntimeError(f"recommendations answered {code}")
-            # enough concurrent requests that every worker loads the model and serves
-            load.get_load(
-                base_url=server.base_url,
-                paths=paths["recs"] + paths["similar"],
-                token=ctx.read_key,
-                connections=2 * workers,
-                seconds=max(2.0, ctx.scale.seconds / 3),
-                max_requests=600 * workers,
-            )
+            # concurrent requests until every worker has loaded the model and served
+            # a while (sync workers take connections in no fixed order)
+            for _ in range(5):
+                load.get_load(
+                    base_url=server.base_url,
+                    paths=paths["recs"] + paths["similar"],
+                    token=ctx.read_key,
+                    connections=2 * workers,
+                    seconds=max(1.0, ctx.scale.seconds / 5),
+                    max_requests=300 * workers,
+                )
+                pids = server.worker_pids()
+                if all(stats.mapped_files(p, str(model_dir)) for p in pids):
+                    break
             time.sleep(0.5)
             pids = server.worker_pids()
             master = stats.process_memory(server.proc.pid)
@@ -1043,13 +1091,14 @@ def phase_memory(ctx: Context) -> dict:
                 f"memory: {workers} worker(s): total PSS {total_pss:.0f} MB, USS per "
                 f"worker {rows[-1][3]:.0f} MB, artifact files mapped {rows[-1][7]}"
             )
-    per_worker = (totals[4]["pss"] - totals[1]["pss"]) / 3
+    last = counts[-1]
+    per_worker = (totals[last]["pss"] - totals[1]["pss"]) / (last - 1)
     per_worker_2 = totals[2]["pss"] - totals[1]["pss"]
     return {
         "status": "ok",
         "target": target,
         "met": per_worker <= MEMORY_MAX_MB_PER_WORKER,
-        "headline": f"+{per_worker:.0f} MB total PSS per additional worker (1→4); "
+        "headline": f"+{per_worker:.0f} MB total PSS per additional worker (1→{last}); "
         f"+{per_worker_2:.0f} MB for the 2nd",
         "columns": [
             "workers",
