@@ -1,4 +1,4 @@
-"""Admin for the catalog: items (filters, bulk actions, similar items, activity), categories, tags."""
+"""Admin for the catalog: items (filters, bulk actions, similar items), labels."""
 
 import datetime as dt
 
@@ -289,12 +289,16 @@ class ItemAdmin(admin.ModelAdmin):
             now = timezone.now()
             latest = summary["latest"]
             # An item quiet for the whole window: chart its last active months instead.
-            quiet = latest is not None and latest < now - dt.timedelta(days=ITEM_CHART_DAYS)
+            quiet = latest is not None and latest < now - dt.timedelta(
+                days=ITEM_CHART_DAYS
+            )
             end = latest if quiet else now
             per_day = item_interactions_per_day(item=item, end=end)
             title = f"Interactions per day (last {ITEM_CHART_DAYS} days)"
             if quiet:
-                title = f"Interactions per day ({ITEM_CHART_DAYS} days to {end:%Y-%m-%d})"
+                title = (
+                    f"Interactions per day ({ITEM_CHART_DAYS} days to {end:%Y-%m-%d})"
+                )
             context.update(
                 activity_chart=bar_chart(
                     labels=[day.strftime("%b %d") for day, _ in per_day],
@@ -426,12 +430,13 @@ class ItemAdmin(admin.ModelAdmin):
                 )
             self.message_user(
                 request,
-                f"Created {len(items)} {rule_action} rule(s). They apply to recommendations at once.",
+                f"Created {len(items)} {rule_action} rule(s). "
+                "They apply to recommendations at once.",
                 messages.SUCCESS,
             )
             return None
         helps = {
-            "pin": "Pinned items are placed at a fixed position in every list they are eligible for.",
+            "pin": "Pinned items take a fixed position in every list they may appear in.",
             "boost": "Boosted items have their score multiplied.",
             "block": "Blocked items are never recommended while the rule is active.",
         }
@@ -460,7 +465,7 @@ class ItemAdmin(admin.ModelAdmin):
 
 
 def _labels_update_each(item_ids, *, kind: str, add: bool, names: list[str]) -> int:
-    """Stopgap until items.services has a bulk label update (requested): item_update each."""
+    """Stopgap until items.services has a bulk label update (requested): per item."""
     from items import services
 
     field = "categories" if kind == "category" else "tags"

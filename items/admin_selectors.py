@@ -22,7 +22,7 @@ ITEM_CHART_DAYS = 90
 
 
 def item_admin_list() -> QuerySet[Item]:
-    """Items with their interaction count; categories and tags prefetched (3 queries a page)."""
+    """Items with their interaction count; labels prefetched (3 queries a page)."""
     per_item = (
         Interaction.objects.filter(item=OuterRef("pk"))
         .order_by()
@@ -36,7 +36,7 @@ def item_admin_list() -> QuerySet[Item]:
 
 
 def item_availability_q(state: str, *, now: dt.datetime) -> Q:
-    """Filter for availability `now` (inside its window), `scheduled` (not yet) or `expired`."""
+    """Items available `now` (in their window), `scheduled` (not yet) or `expired`."""
     if state == "now":
         return (Q(available_from__isnull=True) | Q(available_from__lte=now)) & (
             Q(available_until__isnull=True) | Q(available_until__gt=now)
@@ -56,7 +56,7 @@ def item_has_interactions() -> Exists:
 def item_interactions_per_day(
     *, item: Item, end: dt.datetime, days: int = ITEM_CHART_DAYS
 ) -> list[tuple[dt.date, int]]:
-    """(day, interactions) for the item over the `days` days up to `end`, zeros included."""
+    """(day, interactions) of the item, `days` days up to `end`, zeros included."""
     tz = timezone.get_current_timezone()
     last = timezone.localtime(end, tz).date()
     first = last - dt.timedelta(days=days - 1)

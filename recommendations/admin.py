@@ -1,4 +1,4 @@
-"""Admin for interactions, interaction types, model versions, business rules and imports.
+"""Admin for interactions and their types, model versions, business rules and imports.
 
 Entry points only: activation goes through the registry service, "train now" through the
 single-flight maintenance service, rule writes through the rules service.
@@ -446,7 +446,9 @@ class BusinessRuleAdmin(admin.ModelAdmin):
             "Target",
             {
                 "fields": ("target", "item", "category", "tag"),
-                "description": "Choose the target kind, then exactly one item, category or tag.",
+                "description": (
+                    "Choose the target kind, then exactly one item, category or tag."
+                ),
             },
         ),
         ("Effect", {"fields": ("position", "factor")}),
@@ -529,8 +531,8 @@ class BusinessRuleAdmin(admin.ModelAdmin):
     def preview_view(self, request):
         """POST the add/change form here: before/after recommendations for sample users.
 
-        Nothing is saved. `?fragment=1` returns only the panel (the page's Preview button
-        fetches it); otherwise a full page (the same button without JavaScript).
+        Nothing is saved. `?fragment=1` returns only the panel (the page's Preview
+        button fetches it); otherwise a full page (the same button without JavaScript).
         """
         from recommendations.admin_forms import RulePreviewUsersForm
         from recommendations.admin_selectors import rule_preview

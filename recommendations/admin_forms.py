@@ -88,7 +88,10 @@ class RulePreviewUsersForm(forms.Form):
     preview_users = forms.CharField(
         required=False,
         label="Preview for users",
-        help_text=f"Up to {MAX_PREVIEW_USERS} user ids, comma-separated; blank = recently active users.",
+        help_text=(
+            f"Up to {MAX_PREVIEW_USERS} user ids, comma-separated; "
+            "blank = recently active users."
+        ),
     )
 
     def clean_preview_users(self) -> list[str]:

@@ -213,7 +213,7 @@ def user_recommendations_preview(
     extra_rules: list[BusinessRule] | tuple[BusinessRule, ...] = (),
     ignore_rule_ids: list[int] | tuple[int, ...] = (),
 ) -> PreviewList:
-    """What `GET /recommendations/users/<id>/` returns now for this user, with these filters."""
+    """What the API returns now for this user with these filters (same serving call)."""
     from recommendations import serving
 
     try:
@@ -303,7 +303,7 @@ def _diff_rows(
 def rule_preview(
     *, rule: BusinessRule, user_external_ids: list[str] | None = None, n: int = 10
 ) -> RulePreview:
-    """Each sample user's recommendations without and with `rule` (unsaved, applied as live)."""
+    """Sample users' lists without and with `rule` (unsaved, applied as if live)."""
     from django.utils import timezone
 
     now = timezone.now()

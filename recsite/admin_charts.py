@@ -83,7 +83,7 @@ def _frame(
     css_class: str,
     svg_height: int | None = None,
 ) -> list[str]:
-    """The SVG head, title, y grid with tick labels and x labels (shared by both charts).
+    """The SVG head, title, y grid with tick labels and x labels (both charts).
 
     `height` is the plot's frame; `svg_height` (default the same) leaves room below it,
     e.g. for a legend.
@@ -111,13 +111,16 @@ def _frame(
         )
     bottom = height - MARGIN_BOTTOM
     parts.append(
-        f'<line x1="{plot_left}" y1="{bottom}" x2="{plot_right}" y2="{bottom}" stroke="#666"/>'
-        f'<line x1="{plot_left}" y1="{MARGIN_TOP}" x2="{plot_left}" y2="{bottom}" stroke="#666"/>'
+        f'<line x1="{plot_left}" y1="{bottom}" x2="{plot_right}" y2="{bottom}" '
+        'stroke="#666"/>'
+        f'<line x1="{plot_left}" y1="{MARGIN_TOP}" x2="{plot_left}" y2="{bottom}" '
+        'stroke="#666"/>'
     )
     if y_label:
         cy = (MARGIN_TOP + bottom) / 2
         parts.append(
-            f'<text x="12" y="{cy:.1f}" font-size="10" fill="#555" text-anchor="middle" '
+            f'<text x="12" y="{cy:.1f}" font-size="10" fill="#555" '
+            'text-anchor="middle" '
             f'transform="rotate(-90 12 {cy:.1f})">{escape(y_label)}</text>'
         )
     step = _label_step(len(x_labels), plot_right - plot_left)
@@ -135,10 +138,12 @@ def _frame(
 
 def _empty(width: int, height: int, title: str, css_class: str) -> SafeString:
     return mark_safe(
-        f'<svg class="rs-chart {css_class} rs-chart-empty" xmlns="http://www.w3.org/2000/svg" '
+        f'<svg class="rs-chart {css_class} rs-chart-empty" '
+        'xmlns="http://www.w3.org/2000/svg" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'aria-label="{escape(title)}" style="{FONT};max-width:100%;height:auto">'
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff" stroke="#e2e8f0"/>'
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff" '
+        'stroke="#e2e8f0"/>'
         f'<text x="{MARGIN_LEFT}" y="16" font-size="13" font-weight="600" fill="#222">'
         f"{escape(title)}</text>"
         f'<text x="{width / 2}" y="{height / 2}" font-size="12" fill="#888" '
@@ -225,7 +230,8 @@ def line_chart(
             if value is None or not math.isfinite(value):
                 continue
             parts.append(
-                f'<circle cx="{x_of(index):.1f}" cy="{y_of(value):.1f}" r="3" fill="{color}">'
+                f'<circle cx="{x_of(index):.1f}" cy="{y_of(value):.1f}" r="3" '
+                f'fill="{color}">'
                 f"<title>{escape(line.name)} · {escape(x_labels[index])}: "
                 f"{escape(format_number(value))}</title></circle>"
             )
@@ -289,8 +295,9 @@ def bar_chart(
         fill = "#dd6b20" if index == highlight_index else color
         parts.append(
             f'<rect class="rs-bar" x="{x_of(index) - bar_width / 2:.1f}" y="{top:.1f}" '
-            f'width="{bar_width:.1f}" height="{max(bar_height, 0.5):.1f}" fill="{fill}">'
-            f"<title>{escape(labels[index])}: {escape(format_number(value))}</title></rect>"
+            f'width="{bar_width:.1f}" height="{max(bar_height, 0.5):.1f}" '
+            f'fill="{fill}"><title>{escape(labels[index])}: '
+            f"{escape(format_number(value))}</title></rect>"
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))

@@ -1,4 +1,4 @@
-"""The admin dashboard (the admin index): figures, charts, schedules and recent failures.
+"""The admin dashboard (the admin index): figures, a chart, schedules, recent failures.
 
 Reads only; about ten queries whatever the size of the data.
 """
@@ -34,7 +34,7 @@ class ScheduledRun:
 
 
 def interaction_counts(*, now: dt.datetime) -> dict:
-    """Interactions in total, in the last 24 hours and 7 days (event time), and the latest."""
+    """Interactions in all, in the last 24 h and 7 days (event time), and the latest."""
     return Interaction.objects.aggregate(
         latest=Max("timestamp"),
         total=Count("id"),
@@ -46,12 +46,14 @@ def interaction_counts(*, now: dt.datetime) -> dict:
 def interactions_per_day(
     *, end: dt.datetime, days: int = CHART_DAYS
 ) -> list[tuple[dt.date, int]]:
-    """(day, count) for each of the `days` days up to `end`, zeros included, oldest first."""
+    """(day, count) for each of the `days` days up to `end`, zeros included."""
     tz = timezone.get_current_timezone()
     last = timezone.localtime(end, tz).date()
     first = last - dt.timedelta(days=days - 1)
     start = timezone.make_aware(dt.datetime.combine(first, dt.time.min), tz)
-    stop = timezone.make_aware(dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min), tz)
+    stop = timezone.make_aware(
+        dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min), tz
+    )
     rows = (
         Interaction.objects.filter(timestamp__gte=start, timestamp__lt=stop)
         .annotate(day=TruncDate("timestamp", tzinfo=tz))
@@ -67,7 +69,7 @@ def interactions_per_day(
 
 
 def next_run_at(task: PeriodicTask, *, now: dt.datetime) -> dt.datetime | None:
-    """When beat should next run `task` (None when unknown or a one-off already done)."""
+    """When beat should next run `task` (None: unknown, or a one-off already done)."""
     try:
         if task.clocked_id:
             return (

@@ -48,7 +48,8 @@ def progress_bar(percent: float | None, label: str = ""):
     """An inline progress bar with a label (training, imports)."""
     value = max(0.0, min(100.0, float(percent or 0.0)))
     return format_html(
-        '<span class="rs-progress" role="progressbar" aria-valuenow="{}" aria-valuemin="0" '
+        '<span class="rs-progress" role="progressbar" aria-valuenow="{}" '
+        'aria-valuemin="0" '
         'aria-valuemax="100"><span style="width:{}%"></span></span>'
         '<span class="rs-progress-label">{}</span>',
         f"{value:.0f}",
@@ -111,7 +112,9 @@ def format_value(key: str, value) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, float) and key.endswith("timestamp"):
-        return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        )
     if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
         return f"{int(value):,}"
     if isinstance(value, float):
@@ -124,7 +127,7 @@ def format_value(key: str, value) -> str:
 
 
 def key_values(mapping: dict | None, *, first=()) -> list[tuple[str, str]]:
-    """(key, formatted value) rows: the `first` keys in that order, then the rest sorted."""
+    """(key, formatted value) rows: the `first` keys in order, then the rest sorted."""
     mapping = mapping or {}
     keys = [k for k in first if k in mapping]
     keys += sorted(k for k in mapping if k not in keys)

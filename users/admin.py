@@ -1,4 +1,4 @@
-"""Admin for end-users (with "preview as this user") and API keys (raw key shown once)."""
+"""Admin for end-users ("preview as this user") and API keys (raw key shown once)."""
 
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse

@@ -17,7 +17,7 @@ from tests.factories import (
 
 @pytest.fixture(autouse=True)
 def _fresh_serving():
-    """Serving keeps per-process caches (model, rules, labels): start each test clean."""
+    """Serving keeps per-process caches (model, rules, labels): start clean."""
     from recommendations import serving
 
     serving.serving_reset()
@@ -47,7 +47,10 @@ def catalog(db):
     for index, item in enumerate(items[:8]):
         for user in users[: max(5 - index // 2, 1)]:
             InteractionFactory(
-                user=user, item=item, type=view, timestamp=now - dt.timedelta(hours=index)
+                user=user,
+                item=item,
+                type=view,
+                timestamp=now - dt.timedelta(hours=index),
             )
     InteractionFactory(user=users[5], item=items[11], type=view, timestamp=now)
     return {"items": items, "users": users, "books": books, "films": films, "new": new}

@@ -1,4 +1,4 @@
-"""The admin index is a dashboard: figures, activity chart, model, schedules, failures."""
+"""The admin index is a dashboard: figures, activity, model, schedules, failures."""
 
 import datetime as dt
 
@@ -15,23 +15,35 @@ MAX_DASHBOARD_QUERIES = 14
 
 @pytest.mark.django_db
 def test_dashboard_shows_figures_model_schedules_and_failures(admin_client, catalog):
-    recent = Interaction.objects.count()  # the fixture's are all within the last 12 hours
+    recent = (
+        Interaction.objects.count()
+    )  # the fixture's are all within the last 12 hours
     old = timezone.now() - dt.timedelta(days=3)
-    InteractionFactory(user=catalog["users"][0], item=catalog["items"][0], timestamp=old)
+    InteractionFactory(
+        user=catalog["users"][0], item=catalog["items"][0], timestamp=old
+    )
     active = ModelVersionFactory(
         status=ModelVersion.Status.ACTIVE,
         activated_at=timezone.now() - dt.timedelta(hours=5),
         metrics={"ndcg_at_10": 0.1234},
     )
-    ModelVersionFactory(status=ModelVersion.Status.FAILED, error="MemoryError: out of memory")
+    ModelVersionFactory(
+        status=ModelVersion.Status.FAILED, error="MemoryError: out of memory"
+    )
     ImportJob.objects.create(
-        kind="items", format="csv", file="imports/x.csv", original_name="catalog.csv",
-        status=ImportJob.Status.FAILED, error="line 3: bad JSON",
+        kind="items",
+        format="csv",
+        file="imports/x.csv",
+        original_name="catalog.csv",
+        status=ImportJob.Status.FAILED,
+        error="line 3: bad JSON",
     )
     every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
     PeriodicTask.objects.create(
-        name="retrain hourly (test)", task="recommendations.tasks.scheduled_retrain_task",
-        interval=every_hour, enabled=True,
+        name="retrain hourly (test)",
+        task="recommendations.tasks.scheduled_retrain_task",
+        interval=every_hour,
+        enabled=True,
     )
 
     response = admin_client.get(reverse("admin:index"))

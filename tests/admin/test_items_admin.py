@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from items.models import Item
 from recommendations.models import BusinessRule
-from tests.factories import InteractionFactory, ItemFactory
+from tests.factories import ItemFactory
 
 CHANGELIST = "admin:items_item_changelist"
 MAX_CHANGELIST_QUERIES = 12
@@ -23,7 +23,11 @@ def _shown(response) -> set[str]:
 
 
 def _act(client, action: str, items, **extra):
-    data = {"action": action, helpers.ACTION_CHECKBOX_NAME: [i.pk for i in items], **extra}
+    data = {
+        "action": action,
+        helpers.ACTION_CHECKBOX_NAME: [i.pk for i in items],
+        **extra,
+    }
     return client.post(reverse(CHANGELIST), data, follow=True)
 
 
@@ -59,7 +63,9 @@ def test_changelist_shows_labels_state_and_counts(admin_client, catalog):
     assert response.status_code == 200
     assert "books" in html and "films" in html and "new" in html
     assert 'rs-badge-hidden">hidden' in html and 'rs-badge-live">live' in html
-    counts = {i.external_id: i.interaction_count for i in response.context["cl"].result_list}
+    counts = {
+        i.external_id: i.interaction_count for i in response.context["cl"].result_list
+    }
     assert counts["item-0"] == 5 and counts["item-11"] == 1 and counts["item-9"] == 0
 
 
@@ -72,7 +78,9 @@ def test_changelist_queries_do_not_grow_with_rows(
     with CaptureQueriesContext(connection) as few:
         admin_client.get(url)
     for i in range(40):
-        ItemFactory(external_id=f"more-{i}", categories=["books", f"c{i}"], tags=[f"t{i}"])
+        ItemFactory(
+            external_id=f"more-{i}", categories=["books", f"c{i}"], tags=[f"t{i}"]
+        )
     with django_assert_max_num_queries(MAX_CHANGELIST_QUERIES):
         response = admin_client.get(url)
     assert len(response.context["cl"].result_list) == 50
@@ -88,14 +96,16 @@ def test_hide_and_unhide_actions(admin_client, catalog):
     response = _act(admin_client, "hide", [first, second])
 
     assert "Hid 2 item(s)." in response.content.decode()
-    assert set(Item.objects.filter(is_hidden=True).values_list("external_id", flat=True)) == {
+    assert set(
+        Item.objects.filter(is_hidden=True).values_list("external_id", flat=True)
+    ) == {
         "item-0",
         "item-1",
     }
     _act(admin_client, "unhide", [first])
-    assert list(Item.objects.filter(is_hidden=True).values_list("external_id", flat=True)) == [
-        "item-1"
-    ]
+    assert list(
+        Item.objects.filter(is_hidden=True).values_list("external_id", flat=True)
+    ) == ["item-1"]
 
 
 @pytest.mark.django_db
@@ -121,7 +131,9 @@ def test_add_and_remove_a_category_through_the_intermediate_form(admin_client, c
 
 @pytest.mark.django_db
 def test_add_tag_requires_a_name(admin_client, catalog):
-    response = _act(admin_client, "add_tag", catalog["items"][:1], apply="1", names=" , ")
+    response = _act(
+        admin_client, "add_tag", catalog["items"][:1], apply="1", names=" , "
+    )
     assert response.templates[0].name == "admin/rs_action_form.html"
     assert "Enter at least one name." in response.content.decode()
 
@@ -135,7 +147,10 @@ def test_pin_boost_and_block_actions_create_rules(admin_client, catalog):
     _act(admin_client, "block", [a], apply="1")
 
     pins = BusinessRule.objects.filter(action="pin").order_by("position")
-    assert [(r.item.external_id, r.position) for r in pins] == [("item-0", 2), ("item-1", 3)]
+    assert [(r.item.external_id, r.position) for r in pins] == [
+        ("item-0", 2),
+        ("item-1", 3),
+    ]
     boost = BusinessRule.objects.get(action="boost")
     assert (boost.item, boost.factor, boost.name) == (c, 3.5, "summer push")
     assert BusinessRule.objects.filter(action="block", item=a, target="item").exists()
@@ -197,6 +212,11 @@ def test_category_and_tag_lists_count_items(admin_client, catalog):
     assert counts == {"books": 6, "films": 6}
     autocomplete = admin_client.get(
         reverse("admin:autocomplete"),
-        {"app_label": "items", "model_name": "item", "field_name": "tags", "term": "ne"},
+        {
+            "app_label": "items",
+            "model_name": "item",
+            "field_name": "tags",
+            "term": "ne",
+        },
     )
     assert [r["text"] for r in autocomplete.json()["results"]] == ["new"]

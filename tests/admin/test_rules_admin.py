@@ -1,4 +1,4 @@
-"""Business rules in the admin: preview before saving, save through the rules service."""
+"""Business rules in the admin: preview before saving, save through the service."""
 
 import pytest
 from django.urls import reverse
@@ -32,7 +32,9 @@ def _rule_form(**fields) -> dict:
 
 
 @pytest.mark.django_db
-def test_preview_of_a_block_rule_shows_before_and_after_without_saving(admin_client, catalog):
+def test_preview_of_a_block_rule_shows_before_and_after_without_saving(
+    admin_client, catalog
+):
     item0 = catalog["items"][0]
 
     response = admin_client.post(reverse(PREVIEW), _rule_form(item=item0.pk))
@@ -93,13 +95,17 @@ def test_preview_of_an_edit_replaces_the_saved_rule(admin_client, catalog):
     row = response.context["preview"].users[0]
     assert "item-0" not in row.before.external_ids  # the saved rule is live
     assert "item-0" in row.after.external_ids  # ... and replaced by the edit
-    assert "item-1" in row.before.external_ids and "item-1" not in row.after.external_ids
+    assert (
+        "item-1" in row.before.external_ids and "item-1" not in row.after.external_ids
+    )
     saved.refresh_from_db()
     assert saved.item == catalog["items"][0]
 
 
 @pytest.mark.django_db
-def test_the_add_form_has_a_preview_button_and_saving_applies_the_rule(admin_client, catalog):
+def test_the_add_form_has_a_preview_button_and_saving_applies_the_rule(
+    admin_client, catalog
+):
     add_url = reverse("admin:recommendations_businessrule_add")
     page = admin_client.get(add_url).content.decode()
     assert 'id="rs-preview-button"' in page and reverse(PREVIEW) in page
@@ -119,8 +125,12 @@ def test_the_add_form_has_a_preview_button_and_saving_applies_the_rule(admin_cli
 def test_rule_list_query_count(admin_client, catalog, django_assert_max_num_queries):
     for item in catalog["items"]:
         BusinessRuleFactory(action="boost", factor=2, target="item", item=item)
-    BusinessRuleFactory(action="block", target="category", item=None, category=catalog["books"])
+    BusinessRuleFactory(
+        action="block", target="category", item=None, category=catalog["books"]
+    )
     with django_assert_max_num_queries(MAX_RULE_LIST_QUERIES):
-        response = admin_client.get(reverse("admin:recommendations_businessrule_changelist"))
+        response = admin_client.get(
+            reverse("admin:recommendations_businessrule_changelist")
+        )
     assert response.status_code == 200
     assert "rs-badge-boost" in response.content.decode()

@@ -1,13 +1,13 @@
-"""End-user pages (interactions, "preview as this user") and API keys (raw key shown once)."""
+"""End-user pages ("preview as this user") and API keys (raw key shown once)."""
 
 import pytest
 from django.contrib.admin import helpers
 from django.urls import reverse
 
 from items.models import Item
+from tests.factories import ApiKeyFactory, EndUserFactory, InteractionFactory
 from users.authentication import hash_key
 from users.models import ApiKey
-from tests.factories import ApiKeyFactory, EndUserFactory, InteractionFactory
 
 MAX_USER_LIST_QUERIES = 10
 MAX_USER_PAGE_QUERIES = 30
@@ -20,7 +20,9 @@ def test_user_page_shows_recent_interactions_and_recommendations(admin_client, c
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert [i.item.external_id for i in response.context["recent_interactions"]] == ["item-11"]
+    assert [i.item.external_id for i in response.context["recent_interactions"]] == [
+        "item-11"
+    ]
     preview = response.context["preview"]
     assert not preview.error and preview.strategy
     assert preview.external_ids[0] == "item-0"  # the most popular, unseen
@@ -81,7 +83,9 @@ def test_user_list_and_page_query_counts(
     with django_assert_max_num_queries(MAX_USER_LIST_QUERIES):
         response = admin_client.get(reverse("admin:users_enduser_changelist"))
     assert response.status_code == 200
-    counts = {u.external_id: u.interaction_count for u in response.context["cl"].result_list}
+    counts = {
+        u.external_id: u.interaction_count for u in response.context["cl"].result_list
+    }
     assert counts["user-0"] == 8 and counts["user-5"] == 1
     with django_assert_max_num_queries(MAX_USER_PAGE_QUERIES):
         response = admin_client.get(
@@ -126,8 +130,12 @@ def test_revoke_action_deactivates_keys(admin_client):
     )
 
     assert "Revoked 2 API key(s)." in response.content.decode()
-    assert not ApiKey.objects.filter(pk__in=[k.pk for k in keys], is_active=True).exists()
+    assert not ApiKey.objects.filter(
+        pk__in=[k.pk for k in keys], is_active=True
+    ).exists()
     other.refresh_from_db()
     assert other.is_active
-    listing = admin_client.get(reverse("admin:users_apikey_changelist")).content.decode()
+    listing = admin_client.get(
+        reverse("admin:users_apikey_changelist")
+    ).content.decode()
     assert "rs-badge-revoked" in listing and "rs-badge-active" in listing

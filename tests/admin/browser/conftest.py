@@ -1,4 +1,4 @@
-"""Headless Chromium (Debian's, driven by Playwright) against pytest-django's live_server.
+"""Headless Chromium (Debian's, driven by Playwright) against pytest-django's server.
 
 Never `playwright install`: the browser is the system one (`/usr/bin/chromium`, or
 `CHROMIUM_PATH`). The tests skip, loudly, only when no Chromium binary exists.
@@ -18,7 +18,11 @@ from django.conf import settings
 # ORM calls made by the test itself (fixtures, assertions). They are plain sync code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+CHROMIUM_CANDIDATES = (
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "/usr/bin/google-chrome",
+)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -39,7 +43,11 @@ NO_CHROMIUM = (
 
 def chromium_path() -> str | None:
     """The Chromium to drive: $CHROMIUM_PATH, else the first system one found."""
-    candidates = [os.environ.get("CHROMIUM_PATH"), *CHROMIUM_CANDIDATES, shutil.which("chromium")]
+    candidates = [
+        os.environ.get("CHROMIUM_PATH"),
+        *CHROMIUM_CANDIDATES,
+        shutil.which("chromium"),
+    ]
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
@@ -80,7 +88,9 @@ def page(chromium, live_server):
 @pytest.fixture
 def staff_page(page, django_user_model):
     """The page, logged in to the admin as a staff superuser."""
-    django_user_model.objects.create_superuser("staff", "staff@example.com", STAFF_PASSWORD)
+    django_user_model.objects.create_superuser(
+        "staff", "staff@example.com", STAFF_PASSWORD
+    )
     page.goto(f"{page.base_url}/admin/login/")
     page.fill("#id_username", "staff")
     page.fill("#id_password", STAFF_PASSWORD)

@@ -1,4 +1,4 @@
-"""Staff journeys through the admin in headless Chromium, with screenshots as artifacts."""
+"""Staff journeys through the admin in headless Chromium; screenshots as artifacts."""
 
 import threading
 
@@ -64,9 +64,18 @@ def test_model_version_charts(staff_page, tmp_path):
                 "cold_precision_at_10": 0.03 + 0.004 * n,
                 "cold_ndcg_at_10": 0.04 + 0.006 * n,
             },
-            data_stats={"n_users": 1000, "n_items": 2000, "n_interactions": 40000 + 2500 * n},
-            timings={"extract": 0.3, "features+fit": 20 + 4 * n, "evaluate": 8, "save": 0.2,
-                     "total": 28.5 + 4 * n},
+            data_stats={
+                "n_users": 1000,
+                "n_items": 2000,
+                "n_interactions": 40000 + 2500 * n,
+            },
+            timings={
+                "extract": 0.3,
+                "features+fit": 20 + 4 * n,
+                "evaluate": 8,
+                "save": 0.2,
+                "total": 28.5 + 4 * n,
+            },
         )
         for n in range(5)
     ]
@@ -79,7 +88,9 @@ def test_model_version_charts(staff_page, tmp_path):
     page.click(f"#result_list a:text-is('v{versions[2].pk}')")
     page.wait_for_selector("#rs-version-detail")
     assert page.locator("#rs-version-charts .rs-highlight").count() == 3
-    assert page.locator("#rs-metrics").inner_text().count("ndcg_at_10") == 2  # and cold_
+    assert (
+        page.locator("#rs-metrics").inner_text().count("ndcg_at_10") == 2
+    )  # and cold_
     screenshot(page, "06-model-version-detail")
 
 
@@ -88,7 +99,9 @@ def test_training_progress_refreshes_by_itself(staff_page):
     version = ModelVersionFactory(
         status=ModelVersion.Status.TRAINING, progress_stage="fit", progress_percent=30.0
     )
-    page.goto(f"{page.base_url}/admin/recommendations/modelversion/{version.pk}/change/")
+    page.goto(
+        f"{page.base_url}/admin/recommendations/modelversion/{version.pk}/change/"
+    )
     box = page.locator("#rs-training-progress")
     assert "fit · 30%" in box.inner_text()
 
@@ -99,7 +112,9 @@ def test_training_progress_refreshes_by_itself(staff_page):
     assert "evaluate" in box.inner_text()
     screenshot(page, "07-training-progress")
 
-    ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.FAILED, error="boom")
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status=ModelVersion.Status.FAILED, error="boom"
+    )
     page.wait_for_selector(".field-status_badge .rs-badge-failed")  # reloaded by itself
     assert page.locator("#rs-training-progress").count() == 0
 
@@ -173,7 +188,9 @@ def test_rule_preview_before_saving(staff_page, catalog):
     books = {f"item-{i}" for i in range(0, 12, 2)}
     assert set(before) & books
     assert after and not set(after) & books
-    assert page.locator("#rs-rule-preview li.rs-removed").count() == len(set(before) & books)
+    assert page.locator("#rs-rule-preview li.rs-removed").count() == len(
+        set(before) & books
+    )
     screenshot(page, "10-rule-preview")
     assert page.url.endswith("/businessrule/add/")  # nothing saved, still on the form
 
