@@ -436,7 +436,7 @@ class ItemAdmin(admin.ModelAdmin):
             )
             return None
         helps = {
-            "pin": "Pinned items take a fixed position in every list they may appear in.",
+            "pin": "Pinned items take a fixed position in every list.",
             "boost": "Boosted items have their score multiplied.",
             "block": "Blocked items are never recommended while the rule is active.",
         }
