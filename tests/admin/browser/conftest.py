@@ -1,7 +1,8 @@
 """Headless Chromium (Debian's, driven by Playwright) against pytest-django's server.
 
 Never `playwright install`: the browser is the system one (`/usr/bin/chromium`, or
-`CHROMIUM_PATH`). The tests skip, loudly, only when no Chromium binary exists.
+`CHROMIUM_BIN` / `CHROMIUM_PATH`). The tests skip, loudly, only when no Chromium
+binary exists.
 Screenshots go to `.local/test-artifacts/screenshots/` (git-ignored).
 """
 
@@ -37,13 +38,14 @@ SCREENSHOTS = Path(settings.BASE_DIR) / ".local" / "test-artifacts" / "screensho
 STAFF_PASSWORD = "staff-pass-123"
 NO_CHROMIUM = (
     "NO CHROMIUM BINARY FOUND: browser tests of the admin did NOT run. Install it with "
-    "`apt-get install -y chromium chromium-driver` or set CHROMIUM_PATH."
+    "`apt-get install -y chromium chromium-driver` or set CHROMIUM_BIN."
 )
 
 
 def chromium_path() -> str | None:
-    """The Chromium to drive: $CHROMIUM_PATH, else the first system one found."""
+    """The Chromium to drive: $CHROMIUM_BIN or $CHROMIUM_PATH, else a system one."""
     candidates = [
+        os.environ.get("CHROMIUM_BIN"),
         os.environ.get("CHROMIUM_PATH"),
         *CHROMIUM_CANDIDATES,
         shutil.which("chromium"),
