@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import APIException
@@ -80,6 +81,13 @@ class ImportRejectionSerializer(serializers.Serializer):
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField())
     )
+
+
+def _content_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
 
 
 def _progress(job: ImportJob) -> dict:
@@ -179,15 +187,15 @@ class ImportJobViewSet(
         responses={202: ImportJobDetailSerializer},
     )
     def create(self, request, *args, **kwargs):
-        from django.conf import settings
-
         limit = int(settings.RECSITE.get("IMPORT_MAX_UPLOAD_BYTES", 1 << 30))
         # Checked before the body is read, so an oversized upload is not stored first.
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+        if _content_length(request) > limit:
             raise PayloadTooLarge(FILE_TOO_LARGE.format(limit=limit))
         serializer = ImportJobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if (data["file"].size or 0) > limit:  # sent without a Content-Length
+            raise PayloadTooLarge(FILE_TOO_LARGE.format(limit=limit))
         job = import_job_create(
             kind=data["kind"], file=data["file"], format=data["format"]
         )

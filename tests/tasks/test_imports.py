@@ -231,6 +231,21 @@ def test_unknown_import_is_404(api_client):
     assert api_client.get(url).status_code == 404
 
 
+def _wait_for_job(client, job_id: str) -> dict:
+    """Poll the job's page until the worker has finished it (done or failed)."""
+    url = reverse("import-job-detail", args=[job_id])
+    last: dict = {}
+
+    def finished():
+        last.update(client.get(url).json())
+        return dict(last) if last["status"] in ("done", "failed") else None
+
+    try:
+        return wait_for(finished, timeout=60, what="the import job")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: {last}") from None
+
+
 @pytest.mark.django_db(transaction=True)
 def test_upload_is_imported_by_the_worker_end_to_end(api_client, media, celery_worker):
     ItemFactory(external_id="i1")
@@ -244,13 +259,7 @@ def test_upload_is_imported_by_the_worker_end_to_end(api_client, media, celery_w
     assert response.status_code == 202, response.content
     body = response.json()
     assert body["status"] == "queued" and body["kind"] == "interactions"
-    detail_url = reverse("import-job-detail", args=[body["id"]])
-
-    def finished():
-        data = api_client.get(detail_url).json()
-        return data if data["status"] in ("done", "failed") else None
-
-    job = wait_for(finished, timeout=30, what="the import job")
+    job = _wait_for_job(api_client, body["id"])
     assert job["status"] == "done", job["error"]
     assert (job["accepted"], job["duplicates"], job["rejected"]) == (2, 1, 3)
     assert job["progress"] == {
@@ -284,14 +293,8 @@ def test_jsonl_upload_of_items_end_to_end(api_client, media, celery_worker):
         reverse("import-job-list"), {"kind": "items", "file": upload}
     )
     assert response.status_code == 202
-    detail_url = reverse("import-job-detail", args=[response.json()["id"]])
-    job = wait_for(
-        lambda: (
-            (data := api_client.get(detail_url).json())["status"] == "done" and data
-        ),
-        timeout=30,
-        what="the import job",
-    )
+    job = _wait_for_job(api_client, response.json()["id"])
+    assert job["status"] == "done", job["error"]
     assert (job["accepted"], job["rejected"]) == (2, 1)
     assert job["rejected_rows"][0]["line"] == 2
     assert set(Item.objects.values_list("external_id", flat=True)) == {"a", "c"}
