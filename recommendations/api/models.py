@@ -112,7 +112,12 @@ class ModelVersionViewSet(
             "good-enough version is activated automatically (quality gate)."
         ),
         request=TrainRequestSerializer,
-        responses={202: TrainResponseSerializer},
+        responses={
+            202: TrainResponseSerializer,
+            503: OpenApiResponse(
+                ConflictSerializer, description="The training queue is unreachable."
+            ),
+        },
         tags=["models"],
     )
     @action(detail=False, methods=["post"])
@@ -126,6 +131,15 @@ class ModelVersionViewSet(
         version, created = model_version_request(
             trigger=ModelVersion.Trigger.API, params=params or None
         )
+        # The task is sent when the transaction commits (by now, outside a test):
+        # a broker outage has already marked the version failed.
+        version.refresh_from_db()
+        if created and version.status == ModelVersion.Status.FAILED:
+            return Response(
+                {"detail": version.error, "id": version.pk},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "30"},
+            )
         return Response(
             {"id": version.pk, "status": version.status, "created": created},
             status=status.HTTP_202_ACCEPTED,
