@@ -220,15 +220,31 @@ _CELL_PARSERS: dict[str, Callable[[str], object]] = {
 }
 
 
-def _csv_row(header: list[str], values: list[str]) -> tuple[dict, dict]:
-    """One CSV record as the API's JSON object; returns (data, errors)."""
-    data: dict = {}
-    errors: dict = {}
+def _needs_conversion(name: str) -> bool:
+    return (
+        name in _LIST_COLUMNS
+        or name in _OBJECT_COLUMNS
+        or name in _CELL_PARSERS
+        or name.startswith(_ATTRIBUTE_PREFIX)
+    )
+
+
+def _csv_row(
+    header: list[str], special: list[str], values: list[str]
+) -> tuple[dict, dict]:
+    """One CSV record as the API's JSON object; returns (data, errors).
+
+    `special` lists the header's columns whose text becomes another JSON type.
+    """
     if len(values) > len(header):
-        return data, {"non_field_errors": [CSV_TOO_MANY_FIELDS]}
-    for name, cell in zip(header, values, strict=False):
-        if cell == "":
-            continue  # an empty cell means "not given", as an absent JSON key
+        return {}, {"non_field_errors": [CSV_TOO_MANY_FIELDS]}
+    # An empty cell means "not given", as an absent JSON key.
+    data = {name: cell for name, cell in zip(header, values, strict=False) if cell}
+    errors: dict = {}
+    for name in special:
+        cell = data.pop(name, None)
+        if cell is None:
+            continue
         try:
             if name in _LIST_COLUMNS:
                 data[name] = _parse_list(cell)
@@ -243,10 +259,8 @@ def _csv_row(header: list[str], values: list[str]) -> tuple[dict, dict]:
             elif name.startswith(_ATTRIBUTE_PREFIX):
                 key = name[len(_ATTRIBUTE_PREFIX) :]
                 data.setdefault("attributes", {})[key] = _parse_scalar(cell)
-            elif name in _CELL_PARSERS:
-                data[name] = _CELL_PARSERS[name](cell)
             else:
-                data[name] = cell
+                data[name] = _CELL_PARSERS[name](cell)
         except (ValueError, TypeError) as exc:
             errors[name] = [BAD_JSON_CELL.format(error=exc)]
     return data, errors
@@ -261,14 +275,16 @@ def _read_csv(lines: _CountingLines) -> Iterator[_Row]:
     if not any(header):
         yield _Row(line=1, data=None, errors={"non_field_errors": [CSV_NO_HEADER]})
         return
+    special = [name for name in header if _needs_conversion(name)]
+    bad_lines = lines.bad_lines
     for values in reader:
         if not values or values == [""]:
             continue  # blank line
         line = reader.line_num
-        if line in lines.bad_lines:
+        if bad_lines and line in bad_lines:
             yield _Row(line=line, data=None, errors={"non_field_errors": [NOT_UTF8]})
             continue
-        data, errors = _csv_row(header, values)
+        data, errors = _csv_row(header, special, values)
         yield _Row(line=line, data=None if errors else data, errors=errors or None)
 
 
