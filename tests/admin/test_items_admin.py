@@ -220,3 +220,29 @@ def test_category_and_tag_lists_count_items(admin_client, catalog):
         },
     )
     assert [r["text"] for r in autocomplete.json()["results"]] == ["new"]
+
+
+@pytest.mark.django_db
+def test_adding_an_item_goes_through_the_item_service(admin_client, catalog):
+    response = admin_client.post(
+        reverse("admin:items_item_add"),
+        {
+            "external_id": "new-1",
+            "title": "Brand new",
+            "description": "",
+            "categories": [catalog["books"].pk],
+            "tags": [catalog["new"].pk],
+            "attributes": "{}",
+            "available_from_0": "",
+            "available_from_1": "",
+            "available_until_0": "",
+            "available_until_1": "",
+        },
+    )
+    assert response.status_code == 302
+    item = Item.objects.get(external_id="new-1")
+    assert list(item.categories.values_list("name", flat=True)) == ["books"]
+    assert list(item.tags.values_list("name", flat=True)) == ["new"]
+    # The id is the client's key: read-only once the item exists.
+    page = admin_client.get(reverse("admin:items_item_change", args=[item.pk]))
+    assert 'name="external_id"' not in page.content.decode()

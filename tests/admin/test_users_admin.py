@@ -139,3 +139,37 @@ def test_revoke_action_deactivates_keys(admin_client):
         reverse("admin:users_apikey_changelist")
     ).content.decode()
     assert "rs-badge-revoked" in listing and "rs-badge-active" in listing
+
+
+@pytest.mark.django_db
+def test_interaction_and_type_lists(
+    admin_client, catalog, django_assert_max_num_queries
+):
+    for _ in range(30):
+        InteractionFactory(user=catalog["users"][0], item=catalog["items"][5])
+    with django_assert_max_num_queries(MAX_USER_LIST_QUERIES):
+        response = admin_client.get(
+            reverse("admin:recommendations_interaction_changelist"),
+            {"q": "user-0"},
+        )
+    assert response.status_code == 200
+    assert {i.user.external_id for i in response.context["cl"].result_list} == {
+        "user-0"
+    }
+
+    view = catalog["items"][0].interactions.first().type
+    types = reverse("admin:recommendations_interactiontype_changelist")
+    response = admin_client.post(
+        types,
+        {
+            "form-TOTAL_FORMS": "1",
+            "form-INITIAL_FORMS": "1",
+            "form-0-id": view.pk,
+            "form-0-weight": "2.5",
+            "form-0-is_positive": "on",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 302
+    view.refresh_from_db()
+    assert view.weight == 2.5
