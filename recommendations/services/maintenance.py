@@ -150,18 +150,37 @@ def model_versions_reap_stale(*, now: datetime | None = None) -> list[int]:
 # ---------------------------------------------------------------------------- pruning
 
 
-def _artifact_dir(version: ModelVersion) -> Path | None:
-    """The version's artifact directory, only if it lies inside ARTIFACTS_DIR."""
-    if not version.artifact_path:
+def _artifact_remover(version: ModelVersion):
+    """A function deleting the version's artifacts, or None when there is nothing safe.
+
+    `artifact_path` is an artifact name of `recommendations.artifact_store` (local
+    or remote storage, plus this machine's cache), or, for older rows, an absolute
+    directory, which is only deleted inside ARTIFACTS_DIR whatever the row says.
+    """
+    from recommendations.services.registry import artifact_store
+
+    path = version.artifact_path
+    if not path:
         return None
+    store = artifact_store()
+    if not Path(path).is_absolute():
+        if store is not None:
+            return partial(_quietly, store.artifact_delete, name=path)
+        path = str(Path(settings.RECSITE["ARTIFACTS_DIR"]) / path)
     root = Path(settings.RECSITE["ARTIFACTS_DIR"]).resolve()
-    path = Path(version.artifact_path)
-    path = (path if path.is_absolute() else root / path).resolve()
-    # Never delete outside our own directory, whatever the row says.
-    if path == root or not path.is_relative_to(root):
-        logger.warning("not deleting %s: outside ARTIFACTS_DIR", path)
+    directory = Path(path).resolve()
+    if directory == root or not directory.is_relative_to(root):
+        logger.warning("not deleting %s: outside ARTIFACTS_DIR", directory)
         return None
-    return path
+    return partial(shutil.rmtree, directory, ignore_errors=True)
+
+
+def _quietly(function, **kwargs) -> None:
+    # Runs after commit: a storage error must not fail the rest of the prune.
+    try:
+        function(**kwargs)
+    except Exception:  # noqa: BLE001
+        logger.exception("could not delete artifacts %s", kwargs)
 
 
 def model_versions_prune(
@@ -190,7 +209,7 @@ def model_versions_prune(
     )
     deleted: list[int] = []
     for version in doomed.only("id", "status", "artifact_path"):
-        directory = _artifact_dir(version)
+        remove_artifacts = _artifact_remover(version)
         with transaction.atomic():
             # Re-check under a lock: activation may have picked it meanwhile.
             row = (
@@ -201,11 +220,9 @@ def model_versions_prune(
             if row is None:
                 continue
             row.delete()
-            if directory is not None:
+            if remove_artifacts is not None:
                 # The row goes first: a version never points to missing files.
-                transaction.on_commit(
-                    partial(shutil.rmtree, directory, ignore_errors=True)
-                )
+                transaction.on_commit(remove_artifacts)
         deleted.append(version.pk)
     if deleted:
         logger.info("pruned model versions %s", deleted)

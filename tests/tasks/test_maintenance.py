@@ -228,3 +228,24 @@ def test_fold_in_task_measures_data_newer_than_the_active_model():
     assert figures["new_interactions"] == 2
     assert figures["users_with_new_interactions"] == 1
     assert (figures["new_users"], figures["new_items"]) == (1, 1)
+
+
+@pytest.mark.django_db
+def test_prune_deletes_artifacts_named_in_the_artifact_store(
+    artifacts_dir, django_capture_on_commit_callbacks
+):
+    old, kept = (
+        ModelVersionFactory(status=Status.READY),
+        ModelVersionFactory(status=Status.READY),
+    )
+    for version in (old, kept):
+        name = f"v{version.pk}-0123abcd"  # the name training publishes
+        (artifacts_dir / name).mkdir()
+        (artifacts_dir / name / "MANIFEST.json").write_text("{}")
+        ModelVersion.objects.filter(pk=version.pk).update(artifact_path=name)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert model_versions_prune(keep=1) == [old.pk]
+
+    assert not (artifacts_dir / f"v{old.pk}-0123abcd").exists()
+    assert (artifacts_dir / f"v{kept.pk}-0123abcd").exists()
