@@ -1,5 +1,7 @@
 """Fixtures for fault injection: private Redis, a cuttable PostgreSQL proxy, gunicorn."""
 
+import uuid
+
 import pytest
 import requests
 from django.contrib.auth import get_user_model
@@ -10,6 +12,7 @@ from tests.reliability.servers import (
     Gunicorn,
     PrivateRedis,
     TcpProxy,
+    celery_broker,
     database_url,
     postgres_upstream,
 )
@@ -24,6 +27,20 @@ def private_redis(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_of_our_own(private_redis, settings):
+    """CACHES and the Celery broker on the private Redis, for this test only."""
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": private_redis.url,
+            "KEY_PREFIX": f"rel-{uuid.uuid4().hex[:8]}",
+        }
+    }
+    with celery_broker(private_redis.url):
+        yield private_redis
 
 
 @pytest.fixture

@@ -31,7 +31,9 @@ def some_data(transactional_db):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("kind", [ApiKey.Kind.WRITE, ApiKey.Kind.READ_ONLY])
-def test_no_server_error_and_responses_match_the_schema(kind, some_data):
+def test_no_server_error_and_responses_match_the_schema(kind, some_data, redis_of_our_own):
+    # A private Redis: training and import requests enqueue Celery tasks, which must
+    # not reach the shared broker (and another developer's worker).
     _, raw_key = api_key_create(name=f"fuzz-{kind}", kind=kind)
     report = run_fuzz(
         headers={"Authorization": f"Bearer {raw_key}"},

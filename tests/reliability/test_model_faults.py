@@ -165,3 +165,54 @@ def test_deleted_user_is_erased_from_data_and_from_the_next_model(small_data, ap
     # The new version's user mapping is exactly the remaining users.
     remaining = set(EndUser.objects.values_list("pk", flat=True))
     assert set(_user_pks_of(second).tolist()) <= remaining
+
+
+@pytest.mark.django_db
+def test_training_that_raises_leaves_the_active_model_serving(small_data, api_client, monkeypatch):
+    import recommendations.engine.train as engine_train
+
+    user = _a_user_with_history()
+    good = _train()
+
+    def explode(*args, **kwargs):
+        raise MemoryError("simulated: the training ran out of memory")
+
+    monkeypatch.setattr(engine_train, "train_model", explode)
+    from recommendations.services.training import model_version_train_now
+
+    broken = model_version_train_now(trigger=ModelVersion.Trigger.COMMAND, params=dict(FAST_PARAMS))
+    assert broken.status == ModelVersion.Status.FAILED
+    assert "simulated" in broken.error
+    good.refresh_from_db()
+    assert good.status == ModelVersion.Status.ACTIVE
+    response = api_client.get(f"/api/v1/users/{user}/recommendations/")
+    assert response.status_code == 200 and response.json()["model_version"] == good.pk
+    # The failure does not block the next run (single flight is released).
+    monkeypatch.undo()
+    assert _train().status == ModelVersion.Status.ACTIVE
+
+
+@pytest.mark.django_db
+def test_training_whose_worker_was_killed_is_reaped_and_does_not_block(small_data, api_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recommendations.tasks import reap_stale_runs_task
+
+    good = _train()
+    long_ago = timezone.now() - timedelta(hours=2)
+    # What a SIGKILLed worker leaves behind: a run that stopped beating.
+    dead = ModelVersion.objects.create(
+        status=ModelVersion.Status.TRAINING, started_at=long_ago, heartbeat_at=long_ago
+    )
+    blocked = api_client.post("/api/v1/models/train/", {}, format="json")
+    # Either the request reaps it first, or the periodic reaper does.
+    reap_stale_runs_task()
+    dead.refresh_from_db()
+    assert dead.status == ModelVersion.Status.FAILED
+    assert dead.error
+    assert blocked.status_code == 202
+    assert blocked.json()["id"] != dead.pk
+    good.refresh_from_db()
+    assert good.status == ModelVersion.Status.ACTIVE

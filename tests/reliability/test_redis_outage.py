@@ -8,7 +8,6 @@ health says "degraded", and requests that enqueue background work do not fail.
 
 import io
 import time
-import uuid
 
 import pytest
 from django.core.cache import cache
@@ -16,7 +15,7 @@ from django.db import transaction
 
 from recommendations.models import ImportJob, Interaction, ModelVersion
 from tests.recommendations.conftest import FAST_PARAMS
-from tests.reliability.servers import celery_broker, queue_length
+from tests.reliability.servers import queue_length
 
 # A request during the outage may pay one failed connection, not a hang.
 MAX_SECONDS_DURING_OUTAGE = 3.0
@@ -37,20 +36,6 @@ def small_trained(transactional_db, settings, tmp_path):
     )
     assert version.status == ModelVersion.Status.ACTIVE, version.error
     return {"log": log, "version": version}
-
-
-@pytest.fixture
-def redis_of_our_own(private_redis, settings):
-    """CACHES and the Celery broker on the private Redis, for this test only."""
-    settings.CACHES = {
-        "default": {
-            **settings.CACHES["default"],
-            "LOCATION": private_redis.url,
-            "KEY_PREFIX": f"rel-{uuid.uuid4().hex[:8]}",
-        }
-    }
-    with celery_broker(private_redis.url):
-        yield private_redis
 
 
 def _timed(call):
