@@ -293,6 +293,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 show_save_and_add_another=False,
                 show_delete=False,
                 in_flight=version.status in ModelVersion.IN_FLIGHT,
+                serving=_serving_problem(version),
                 can_activate=version.status
                 in (ModelVersion.Status.READY, ModelVersion.Status.REJECTED)
                 and self.has_change_permission(request, version),
@@ -412,6 +413,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, SELECT_ONE, messages.WARNING)
             return
         self._activate(request, versions[0])
+
+
+def _serving_problem(version: ModelVersion) -> dict | None:
+    """Serving's health when this (active) version fails to load in this process."""
+    if version.status != ModelVersion.Status.ACTIVE:
+        return None
+    from recsite.admin_dashboard import serving_health
+
+    health = serving_health()
+    return health if health.get("status") in {"fallback", "error"} else None
 
 
 @admin.register(BusinessRule)

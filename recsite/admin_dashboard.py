@@ -107,6 +107,17 @@ def upcoming_runs(
     return runs[:limit]
 
 
+def serving_health() -> dict:
+    """What this process's serving holds (ok / fallback / error / none), never raising."""
+    from recommendations import serving
+
+    try:
+        return serving.model_health()
+    except Exception as exc:  # the dashboard must render when serving cannot
+        logger.exception("serving health for the dashboard failed")
+        return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+
+
 def dashboard_context(*, now: dt.datetime | None = None) -> dict:
     """Everything the dashboard template shows."""
     now = now or timezone.now()
@@ -169,6 +180,7 @@ def dashboard_context(*, now: dt.datetime | None = None) -> dict:
             "active_version": active,
             "active_since": active_since,
             "in_flight": in_flight,
+            "serving": serving_health(),
             "upcoming_runs": upcoming_runs(now=now),
             "failed_versions": failed_versions,
             "failed_imports": failed_imports,

@@ -79,3 +79,22 @@ def test_dashboard_renders_on_an_empty_database(admin_client):
     assert response.status_code == 200
     assert "No data yet" in response.content.decode()
     assert "none yet" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_dashboard_shows_when_the_active_model_cannot_be_loaded(admin_client, tmp_path):
+    broken = tmp_path / "v-broken"
+    broken.mkdir()  # no artifacts inside: loading fails
+    version = ModelVersionFactory(
+        status=ModelVersion.Status.ACTIVE,
+        artifact_path=str(broken),
+        activated_at=timezone.now(),
+    )
+
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    page = admin_client.get(
+        reverse("admin:recommendations_modelversion_change", args=[version.pk])
+    ).content.decode()
+
+    assert 'id="rs-serving"' in html and "failed to load" in html
+    assert 'id="rs-serving-problem"' in page and "failed to load" in page
