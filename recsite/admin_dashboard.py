@@ -108,7 +108,7 @@ def upcoming_runs(
 
 
 def serving_health() -> dict:
-    """What this process's serving holds (ok / fallback / error / none), never raising."""
+    """Serving's state in this process (ok / fallback / error / none); never raises."""
     from recommendations import serving
 
     try:
