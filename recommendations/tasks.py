@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from recommendations.models import ModelVersion
 from recommendations.services.imports import (
     import_files_prune,
+    import_job_fail,
     import_job_run,
     import_jobs_reap_stale,
 )
@@ -28,6 +29,7 @@ from recommendations.services.maintenance import (
     model_versions_reap_stale,
     popularity_refresh,
 )
+from recommendations.services.registry import model_version_fail
 from recommendations.services.training import model_version_train
 
 logger = logging.getLogger(__name__)
@@ -41,11 +43,21 @@ TRANSIENT_ERRORS = (
     BrokerOperationalError,
 )
 MAX_RETRIES = 5
+GAVE_UP = "gave up after {retries} retries: {error}"
 
 
 def _backoff(retries: int) -> int:
     """Seconds before retry `retries + 1`: 10, 20, 40, 80, 160 (at most 300)."""
     return min(10 * 2**retries, 300)
+
+
+def _give_up(fail, *, exc: BaseException, **ids) -> None:
+    """Record the last transient error once retries are exhausted (best effort)."""
+    error = GAVE_UP.format(retries=MAX_RETRIES, error=f"{type(exc).__name__}: {exc}")
+    try:
+        fail(error=error, **ids)
+    except Exception:  # noqa: BLE001 - still down: the reaper records it later
+        logger.warning("could not record %s for %s", error, ids)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
@@ -66,6 +78,9 @@ def train_model_task(self, version_id: int) -> str:
         logger.info("model version %s no longer exists: nothing to train", version_id)
         return "missing"
     except TRANSIENT_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            _give_up(model_version_fail, version_id=version_id, exc=exc)
+            raise
         logger.warning("training of version %s hit %r; retrying", version_id, exc)
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
     return version.status
@@ -120,6 +135,9 @@ def import_file_task(self, job_id: int) -> str:
     try:
         job = import_job_run(job_id=job_id, resumed=self.request.retries > 0)
     except TRANSIENT_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            _give_up(import_job_fail, job_id=job_id, exc=exc)
+            raise
         logger.warning("import %s hit %r; retrying", job_id, exc)
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
     return job.status if job is not None else "skipped"

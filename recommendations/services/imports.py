@@ -463,13 +463,21 @@ def _claim(job_id: int, *, resumed: bool) -> ImportJob | None:
     return job
 
 
-def _fail(job: ImportJob, exc: BaseException) -> None:
-    ImportJob.objects.filter(pk=job.pk).update(
+def import_job_fail(*, job_id: int, error: str) -> None:
+    """Mark a queued or running import failed with `error`; ended ones stay."""
+    now = timezone.now()
+    ImportJob.objects.filter(
+        pk=job_id, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
+    ).update(
         status=ImportJob.Status.FAILED,
-        error=f"{type(exc).__name__}: {exc}"[:5000],
-        finished_at=timezone.now(),
-        updated_at=timezone.now(),
+        error=error[:5000],
+        finished_at=now,
+        updated_at=now,
     )
+
+
+def _fail(job: ImportJob, exc: BaseException) -> None:
+    import_job_fail(job_id=job.pk, error=f"{type(exc).__name__}: {exc}")
 
 
 def import_job_run(

@@ -249,3 +249,25 @@ def test_prune_deletes_artifacts_named_in_the_artifact_store(
 
     assert not (artifacts_dir / f"v{old.pk}-0123abcd").exists()
     assert (artifacts_dir / f"v{kept.pk}-0123abcd").exists()
+
+
+@pytest.mark.django_db
+def test_train_task_gives_up_after_its_retries_and_records_why(monkeypatch):
+    from recommendations.tasks import MAX_RETRIES
+
+    version = ModelVersionFactory(status=Status.QUEUED)
+    calls = []
+
+    def down(*, version_id, progress=None):
+        calls.append(version_id)
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr("recommendations.tasks.model_version_train", down)
+
+    with pytest.raises(OperationalError):
+        train_model_task.apply(args=[version.pk]).get()
+
+    assert len(calls) == MAX_RETRIES + 1
+    version.refresh_from_db()
+    assert version.status == Status.FAILED
+    assert version.error.startswith(f"gave up after {MAX_RETRIES} retries: ")
