@@ -118,6 +118,17 @@ def serving_health() -> dict:
         return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
 
 
+def model_freshness() -> dict | None:
+    """How far the active model is behind the data (a periodic task caches it)."""
+    try:
+        from recommendations.services.maintenance import model_freshness_cached
+
+        return model_freshness_cached()
+    except Exception:  # optional figures: never break the dashboard
+        logger.warning("model freshness unavailable for the dashboard", exc_info=True)
+        return None
+
+
 def dashboard_context(*, now: dt.datetime | None = None) -> dict:
     """Everything the dashboard template shows."""
     now = now or timezone.now()
@@ -181,6 +192,7 @@ def dashboard_context(*, now: dt.datetime | None = None) -> dict:
             "active_since": active_since,
             "in_flight": in_flight,
             "serving": serving_health(),
+            "freshness": model_freshness(),
             "upcoming_runs": upcoming_runs(now=now),
             "failed_versions": failed_versions,
             "failed_imports": failed_imports,

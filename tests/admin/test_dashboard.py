@@ -98,3 +98,17 @@ def test_dashboard_shows_when_the_active_model_cannot_be_loaded(admin_client, tm
 
     assert 'id="rs-serving"' in html and "failed to load" in html
     assert 'id="rs-serving-problem"' in page and "failed to load" in page
+
+
+@pytest.mark.django_db
+def test_dashboard_shows_how_far_the_model_is_behind(admin_client, monkeypatch):
+    from recommendations.services import maintenance
+
+    ModelVersionFactory(status=ModelVersion.Status.ACTIVE, activated_at=timezone.now())
+    monkeypatch.setattr(
+        maintenance,
+        "model_freshness_cached",
+        lambda: {"new_interactions": 1234, "new_items": 5, "new_users": 7},
+    )
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert "1,234 new interactions, 5 new items, 7 new users" in html
