@@ -238,6 +238,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]  # other work on the machine skews the figures
     with tempfile.TemporaryDirectory(prefix="recsite-import-bench-") as tmp:
         directory = Path(tmp)
         t0 = time.perf_counter()
@@ -278,7 +279,8 @@ def main() -> None:
     print(
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM; "
-        f"{dt.date.today().isoformat()}; event ids: {args.event_ids}"
+        f"{dt.date.today().isoformat()}; event ids: {args.event_ids}; "
+        f"load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f}"
     )
     print()
     print(
