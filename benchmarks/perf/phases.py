@@ -39,8 +39,20 @@ def guarded(name: str):
 
     def wrap(fn):
         def run(ctx: Context, *args, **kwargs) -> dict:
+            load_before = os.getloadavg()[0]
+            started = time.monotonic()
             try:
-                return fn(ctx, *args, **kwargs)
+                out = fn(ctx, *args, **kwargs)
+                # other work on a shared machine shows here: ratios still hold
+                note = (
+                    f"Phase took {time.monotonic() - started:,.0f} s; 1-minute load "
+                    f"average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+                    f"({os.cpu_count()} CPUs)."
+                )
+                for section in out if isinstance(out, tuple) else (out,):
+                    if isinstance(section, dict) and section.get("status") == "ok":
+                        section.setdefault("notes", []).append(note)
+                return out
             except Exception as exc:  # noqa: BLE001 - the report says what failed
                 ctx.say(f"{name}: FAILED {exc.__class__.__name__}: {exc}")
                 with open(ctx.log_path, "a") as fh:

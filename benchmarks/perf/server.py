@@ -33,11 +33,13 @@ class Gunicorn:
         workers: int = 2,
         port: int | None = None,
         log_path: Path | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.env = env
         self.workers = workers
         self.port = port or free_port()
         self.log_path = log_path
+        self.extra_args = tuple(extra_args)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -66,6 +68,7 @@ class Gunicorn:
             "10",
             "--log-level",
             "warning",
+            *self.extra_args,
         ]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
