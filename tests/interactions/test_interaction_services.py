@@ -19,7 +19,9 @@ from tests.factories import EndUserFactory, ItemFactory
 from users.models import EndUser
 from users.services import user_ensure_many
 
-NOW = time.time()
+# Whole seconds: a float such as time.time() may round to different microseconds in
+# PostgreSQL and in Python, which is no difference a client could notice.
+NOW = float(int(time.time()))
 
 
 def snapshot() -> list[tuple]:
