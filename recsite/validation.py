@@ -34,6 +34,8 @@ BATCH_TOO_LARGE = "Too many rows: send at most {max} per request (got {count})."
 ID_INVALID = "Expected a string id."
 ID_EMPTY = "An id may not be empty."
 ID_TOO_LONG = f"Ensure this id has at most {MAX_ID_LENGTH} characters."
+# Every id must be addressable in a URL path, and WSGI decodes %2F before routing.
+ID_HAS_SLASH = "An id may not contain '/': ids are used in URL paths."
 TEXT_INVALID = "Expected a string."
 TEXT_TOO_LONG = "Ensure this field has at most {max} characters."
 TEXT_BAD_CHARACTERS = "Text may not contain NUL characters or unpaired surrogates."
@@ -94,6 +96,8 @@ def clean_external_id(value: Any) -> str:
         raise FieldInvalid(ID_EMPTY)
     if len(value) > MAX_ID_LENGTH:
         raise FieldInvalid(ID_TOO_LONG)
+    if "/" in value:
+        raise FieldInvalid(ID_HAS_SLASH)
     if not text_is_storable(value):
         raise FieldInvalid(TEXT_BAD_CHARACTERS)
     return value

@@ -44,7 +44,9 @@ FIELDS = frozenset(
 # A timestamp may be this far ahead of the server clock (client clock skew).
 MAX_FUTURE_S = 86_400.0
 
-ID_INVALID = f"Expected a non-empty string id of at most {MAX_ID_LENGTH} characters."
+ID_INVALID = (
+    f"Expected a non-empty string id of at most {MAX_ID_LENGTH} characters, without '/'."
+)
 TYPE_INVALID = "Expected the name of an interaction type."
 UNKNOWN_ITEM = "Unknown item {id!r}."
 UNKNOWN_TYPE = "Unknown interaction type {name!r}."
@@ -90,7 +92,7 @@ def _clean_id(value: Any) -> str | None:
         value = str(value)
     elif type(value) is not str:
         return None
-    if 0 < len(value) <= MAX_ID_LENGTH and text_is_storable(value):
+    if 0 < len(value) <= MAX_ID_LENGTH and "/" not in value and text_is_storable(value):
         return value
     return None
 
