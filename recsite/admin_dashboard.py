@@ -98,7 +98,8 @@ def upcoming_runs(
         ScheduledRun(
             task=t,
             next_run_at=next_run_at(t, now=now),
-            schedule_text=str(t.scheduler or "—"),
+            # Crontabs print a field legend; the dashboard keeps the expression.
+            schedule_text=str(t.scheduler or "—").replace(" (m/h/dM/MY/d)", ""),
         )
         for t in tasks
     ]

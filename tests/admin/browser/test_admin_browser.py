@@ -29,11 +29,21 @@ def _recommended(page) -> list[str]:
 
 def test_hidden_item_vanishes_from_a_users_recommendations(staff_page, catalog):
     page = staff_page
+    page.goto(f"{page.base_url}/admin/")
+    assert page.locator("#rs-users").inner_text() == "6"
     screenshot(page, "01-dashboard")
+    item0 = catalog["items"][0]
+    page.goto(f"{page.base_url}/admin/items/item/{item0.pk}/change/")
+    page.wait_for_selector("#rs-similar-items tr[data-item]")
+    assert page.locator("#rs-item-activity svg.rs-bar-chart rect.rs-bar").count() >= 1
+    screenshot(page, "02-item-page")
     user = catalog["users"][5]
     page.goto(_user_url(page, user))
     assert _recommended(page)[0] == "item-0"
     screenshot(page, "02-user-recommendations-before-hide")
+    page.goto(_user_url(page, user) + "?category=films&n=5")
+    assert all(int(i.split("-")[1]) % 2 for i in _recommended(page))
+    screenshot(page, "02-user-recommendations-films-only")
 
     page.goto(f"{page.base_url}/admin/items/item/?q=item-0")
     item = Item.objects.get(external_id="item-0")
