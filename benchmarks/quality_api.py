@@ -573,7 +573,8 @@ def write_doc(args, key: str, r: dict) -> None:
             f"### {key}",
             "",
             f"Command: `{command}`  ",
-            f"Machine: {machine()}  ",
+            f"Machine: {machine()}; 1-minute load average at the end "
+            f"{os.getloadavg()[0]:.1f} (shared machine: latencies are upper bounds)  ",
             f"Date: {dt.date.today().isoformat()}; split seed {args.seed}; default "
             f"configuration, time budget {budget:.0f} s; "
             f"trained in {r['train_s']:.0f} s; "
@@ -619,7 +620,7 @@ def write_doc(args, key: str, r: dict) -> None:
             "test "
             "user's list fetched through the real HTTP stack and compared with the "
             "engine's own `Recommender` on the same published artifacts. The serving "
-            "path reads at most the newest 200 interactions per user for the user "
+            "path reads at most the newest 500 interactions per user for the user "
             "vector and excludes everything among the newest 2,000 (`serving.py`)."
         )
         doc = doc.rstrip("\n") + f"\n\n{SECTION_START}\n{intro}\n{SECTION_END}\n"
