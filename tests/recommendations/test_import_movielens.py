@@ -1,4 +1,4 @@
-"""`manage.py import_movielens` on a MovieLens-format directory written from synthetic."""
+"""`manage.py import_movielens` on a MovieLens-format directory (from synthetic)."""
 
 from __future__ import annotations
 
