@@ -11,6 +11,8 @@ docs/quality.md.
         --interactions 100000
     .venv/bin/python benchmarks/quality.py --movielens /path/to/ml-100k
     .venv/bin/python benchmarks/quality.py --serving-speed --items 100000
+    .venv/bin/python benchmarks/quality.py --training-speed --users 100000 \
+        --items 100000 --interactions 1000000 --components 64 --epochs 10
 """
 
 from __future__ import annotations
@@ -325,6 +327,155 @@ def run_serving_speed(args) -> None:
     )
 
 
+def run_training_speed(args) -> None:
+    """Pipeline (search off, fixed epochs) vs the bare LightFM fit on the same data."""
+    import resource
+
+    from lightfm import LightFM
+
+    from recommendations.engine import train as engine_train
+    from recommendations.engine.dataset import build_matrix
+    from recommendations.engine.features import ItemFeaturizer, UserFeaturizer
+
+    t0 = time.perf_counter()
+    log = synthetic.generate(
+        n_users=args.users,
+        n_items=args.items,
+        n_interactions=args.interactions,
+        seed=args.seed,
+    )
+    data = synthetic.to_training_data(log)
+    print(f"generated in {time.perf_counter() - t0:.1f} s", flush=True)
+    config = TrainConfig(
+        components=args.components,
+        max_epochs=args.epochs,
+        search=False,
+        seed=args.seed,
+        time_budget_s=args.budget,
+    )
+    if args.threads:
+        config = config.replace(num_threads=args.threads)
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = train_model(data, config)
+    pipeline_s, pipeline_cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"pipeline {pipeline_s:.1f} s (cpu {pipeline_cpu:.1f} s)", flush=True)
+    for key, value in result.timings.items():
+        print(f"  {key}: {value:.2f}", flush=True)
+    threads = int(result.params.get("chosen", {}).get("num_threads", 0)) or (
+        config.num_threads or 1
+    )
+    epochs = int(result.params["chosen"]["epochs"])
+    # the bare fit: same matrix, features, parameters, epochs and threads
+    x = build_matrix(data, half_life_days=config.half_life_days).matrix
+    item_fz = ItemFeaturizer.fit(
+        data.items,
+        identity_share=config.item_identity_share,
+        text_max_features=config.text_max_features,
+        text_max_words=config.text_max_words_per_item,
+        numeric_buckets=config.numeric_buckets,
+        max_values_per_attribute=config.max_values_per_attribute,
+    )
+    user_fz = UserFeaturizer.fit(
+        data.users.attributes,
+        identity_share=config.user_identity_share,
+        numeric_buckets=config.numeric_buckets,
+        max_values_per_attribute=config.max_values_per_attribute,
+    )
+    f_items = item_fz.transform(data.items)
+    f_users = user_fz.transform(data.users.attributes)
+    ones, weights = engine_train._interactions(x)
+    model = LightFM(
+        no_components=config.components,
+        learning_rate=config.learning_rate,
+        loss=config.loss,
+        item_alpha=config.item_alpha,
+        user_alpha=config.user_alpha,
+        max_sampled=config.max_sampled,
+        random_state=np.random.RandomState(config.seed),
+    )
+    t0, c0 = time.perf_counter(), time.process_time()
+    model.fit(
+        ones,
+        user_features=f_users,
+        item_features=f_items,
+        sample_weight=weights,
+        epochs=epochs,
+        num_threads=threads,
+    )
+    bare_s, bare_cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ratio = pipeline_s / bare_s
+    print(
+        f"bare LightFM fit {bare_s:.1f} s (cpu {bare_cpu:.1f} s); ratio {ratio:.2f}; "
+        f"peak RSS {peak_mb:.0f} MB",
+        flush=True,
+    )
+    if args.label:
+        write_training_speed(
+            args,
+            result,
+            pipeline_s,
+            pipeline_cpu,
+            bare_s,
+            bare_cpu,
+            peak_mb,
+            threads,
+            epochs,
+        )
+
+
+def write_training_speed(
+    args, result, pipeline_s, pipeline_cpu, bare_s, bare_cpu, peak_mb, threads, epochs
+) -> None:
+    """Replace this run's row block in the "Training speed" section."""
+    key = (
+        f"training speed: {args.label} ({args.users} users x {args.items} items, "
+        f"{args.interactions} rows)"
+    )
+    command = ".venv/bin/python benchmarks/quality.py " + " ".join(sys.argv[1:])
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items())
+    lines = [
+        f"<!-- run: {key} -->",
+        (
+            f"#### {args.label}: {args.users:,} users x {args.items:,} items, "
+            f"{args.interactions:,} rows"
+        ),
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}; load average at the end {os.getloadavg()[0]:.1f}  ",
+        f"Date: {dt.date.today().isoformat()}; {config_text(args, threads, epochs)}",
+        "",
+        "| what | wall s | CPU s |",
+        "|---|---|---|",
+        (
+            f"| pipeline `train_model` (search off) | {pipeline_s:.1f} | "
+            f"{pipeline_cpu:.1f} |"
+        ),
+        (
+            f"| bare `LightFM.fit` (same matrix, features, params, epochs, threads) | "
+            f"{bare_s:.1f} | {bare_cpu:.1f} |"
+        ),
+        (
+            f"| **ratio pipeline / bare fit** | **{pipeline_s / bare_s:.2f}** | "
+            f"{pipeline_cpu / bare_cpu:.2f} |"
+        ),
+        "",
+        f"Stages (s): {stages}.  ",
+        f"Peak RSS of the process: {peak_mb:,.0f} MB.",
+        f"<!-- end: {key} -->",
+        "",
+    ]
+    replace_section(key, "\n".join(lines))
+
+
+def config_text(args, threads: int, epochs: int) -> str:
+    """One line describing the fixed training parameters."""
+    return (
+        f"seed {args.seed}; {args.components} components, {epochs} epochs, "
+        f"{threads} LightFM thread(s), search off"
+    )
+
+
 def main() -> None:
     """Parse arguments and run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -332,14 +483,21 @@ def main() -> None:
     source.add_argument("--synthetic", action="store_true")
     source.add_argument("--movielens", metavar="DIR")
     source.add_argument("--serving-speed", action="store_true")
+    source.add_argument("--training-speed", action="store_true")
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--items", type=int, default=3000)
     parser.add_argument("--interactions", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--budget", type=float, default=TrainConfig().time_budget_s)
+    parser.add_argument("--components", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0, help="0: engine default")
+    parser.add_argument("--label", default="", help="write the result to the docs")
     args = parser.parse_args()
     if args.serving_speed:
         run_serving_speed(args)
+    elif args.training_speed:
+        run_training_speed(args)
     else:
         run_quality(args)
 

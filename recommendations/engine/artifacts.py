@@ -52,6 +52,8 @@ _DENSE = (
     "label_feature_index",
 )
 _SPARSE = ("neighbors", "item_labels")
+# written when present; bundles saved before they existed load without them
+_OPTIONAL_DENSE = ("item_metadata_embeddings", "item_metadata_biases")
 
 
 def _sha256(path: Path) -> str:
@@ -85,6 +87,9 @@ def save_artifacts(bundle: ModelBundle, directory: str | Path) -> None:
         arrays: dict[str, np.ndarray] = {
             name: np.ascontiguousarray(getattr(bundle, name)) for name in _DENSE
         }
+        for name in _OPTIONAL_DENSE:
+            if getattr(bundle, name) is not None:
+                arrays[name] = np.ascontiguousarray(getattr(bundle, name))
         for name in _SPARSE:
             m = sp.csr_matrix(getattr(bundle, name))
             arrays[f"{name}_data"] = m.data.astype(np.float32)
@@ -190,6 +195,9 @@ def load_artifacts(
 
     try:
         dense = {name: array(name) for name in _DENSE}
+        for name in _OPTIONAL_DENSE:
+            if f"{name}.npy" in files:
+                dense[name] = array(name)
         sparse = {}
         for name in _SPARSE:
             sparse[name] = sp.csr_matrix(
@@ -252,5 +260,11 @@ def _check_consistency(b: ModelBundle, root: Path) -> None:
         b.item_labels.shape == (n_i, len(b.label_names)),
         "alpha" in b.blend,
     ]
+    if b.item_metadata_embeddings is not None:
+        checks.append(b.item_metadata_embeddings.shape == (n_i, d))
+        checks.append(
+            b.item_metadata_biases is not None
+            and b.item_metadata_biases.shape == (n_i,)
+        )
     if not all(checks):
         raise ArtifactError(f"{ERR_CORRUPT}: {root} (inconsistent shapes)")

@@ -434,6 +434,27 @@ class UserFeaturizer:
         )
 
 
+def metadata_only_rows(features: sp.csr_matrix, n_identity: int) -> sp.csr_matrix:
+    """Feature rows without their identity column, rescaled to sum to 1.
+
+    Row i of a training matrix is `share * identity_i + (1 - share) * metadata_i`
+    with the metadata part summing to 1, so this is exactly what `transform_new`
+    builds for the same metadata (rows without metadata come out empty).
+    """
+    f = features.tocsr()
+    rows = np.repeat(np.arange(f.shape[0]), np.diff(f.indptr))
+    keep = ~((f.indices == rows) & (f.indices < n_identity))
+    counts = np.bincount(rows[keep], minlength=f.shape[0])
+    data = f.data[keep].astype(np.float64)
+    sums = np.bincount(rows[keep], weights=data, minlength=f.shape[0])
+    sums[sums == 0] = 1.0
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    return sp.csr_matrix(
+        ((data / sums[rows[keep]]).astype(np.float32), f.indices[keep], indptr),
+        shape=f.shape,
+    )
+
+
 def _label(value: Any) -> str:
     return str(value).strip().lower()
 

@@ -20,7 +20,7 @@ from lightfm import LightFM
 
 from .dataset import build_matrix, split_per_user
 from .evaluate import evaluate
-from .features import ItemFeaturizer, UserFeaturizer
+from .features import ItemFeaturizer, UserFeaturizer, metadata_only_rows
 from .itemitem import cosine_neighbors, ease_from_gram, gram, prune_dense_top_k
 from .scoring import batch_blend_scorer, blend_dense, foldin_user
 from .types import ModelBundle, TrainConfig, TrainingData
@@ -358,7 +358,7 @@ def train_model(
         metrics.update(evaluate(final_scorer, train_v, val_v, users=val_users))
         metrics["lightfm_precision_at_10"] = float(best_lf["precision"])
         if cold_items.size:
-            cold_rows = _cold_item_rows(item_fz, data, cold_items)
+            cold_rows = metadata_only_rows(f_items, n_items)[cold_items]
             lf_model_cold = _cold_item_embeddings(
                 best_lf, cold_rows, ie_v, ib_v, cold_items
             )
@@ -398,6 +398,9 @@ def train_model(
         )
         report("refit", 0.8 * (epoch + 1) / epochs)
     item_emb, item_b, user_emb, user_b = _representations(model, f_items, f_users)
+    meta_rows = metadata_only_rows(f_items, n_items)
+    meta_emb = np.asarray(meta_rows @ model.item_embeddings, dtype=np.float32)
+    meta_b = np.asarray(meta_rows @ model.item_biases, dtype=np.float32).ravel()
     neighbors = _fit_item_item(x, ii_choice, config)
     report("refit", 1.0)
     timings["refit_s"] = time.perf_counter() - t0
@@ -452,6 +455,8 @@ def train_model(
             "foldin_regularization": float(config.foldin_regularization),
         },
         metrics=metrics,
+        item_metadata_embeddings=meta_emb,
+        item_metadata_biases=meta_b,
     )
     if n_items >= config.ann_min_items:
         from .ann import build_index
@@ -508,20 +513,6 @@ def _cached_scorer(cached: list, users: np.ndarray, alpha: float):
 def _expand_columns(m: sp.csr_matrix, cols: np.ndarray, n: int) -> sp.csr_matrix:
     coo = m.tocoo()
     return sp.csr_matrix((coo.data, (coo.row, cols[coo.col])), shape=(m.shape[0], n))
-
-
-def _cold_item_rows(item_fz: ItemFeaturizer, data: TrainingData, cold: np.ndarray):
-    rows = [
-        item_fz.transform_new(
-            title=data.items.titles[i],
-            description=data.items.descriptions[i],
-            categories=data.items.categories[i],
-            tags=data.items.tags[i],
-            attributes=data.items.attributes[i],
-        )
-        for i in cold
-    ]
-    return sp.vstack(rows).tocsr()
 
 
 def _cold_item_embeddings(best_lf, cold_rows, item_emb, item_b, cold_items):

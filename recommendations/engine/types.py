@@ -247,6 +247,11 @@ class ModelBundle:
     blend: dict = field(default_factory=dict)  # alpha, foldin_scale, ...
     metrics: dict = field(default_factory=dict)
     ann_index: Any = None  # hnswlib.Index or None
+    # metadata-only view of every catalog item (its feature row without the
+    # identity column, as `item_vector_from_metadata` would build it), so items
+    # created after training are compared with like; None in older bundles
+    item_metadata_embeddings: np.ndarray | None = None  # float32 [n_items, d]
+    item_metadata_biases: np.ndarray | None = None  # float32 [n_items]
 
     @property
     def n_items(self) -> int:
