@@ -169,8 +169,6 @@ class _Holder:
         self.active_id: int | None = None  # what the database says is active
         self.error: str | None = None
         self.failed: dict[int, tuple[float, str]] = {}
-        self.metadata_vectors: dict[int, np.ndarray] = {}
-        self.metadata_version: int | None = None
 
 
 _holder = _Holder()
@@ -480,106 +478,6 @@ def _overlay_vector(model: LoadedModel, item_pk: int):
         if entry is not None:
             return entry[0]
     return None
-
-
-# Workaround until the engine compares new items with like (metadata-only vectors;
-# see /work/briefs/requests-to-engine.md): the engine scores overlay items in a known
-# item's similar list against its *trained* embedding and penalises their missing
-# co-interactions, so a new near-copy of an item ranks far down its list.
-NEW_ITEM_MIN_SIMILARITY = 0.5
-METADATA_VECTOR_CACHE_MAX = 200_000
-
-
-def _metadata_unit_vectors(
-    model: LoadedModel, pks: Sequence[int]
-) -> dict[int, np.ndarray]:
-    """Metadata-only unit vectors of catalog items (cached per loaded version)."""
-    holder = _holder
-    cache = holder.metadata_vectors
-    if (
-        holder.metadata_version != model.version_id
-        or len(cache) > METADATA_VECTOR_CACHE_MAX
-    ):
-        cache = {}
-        holder.metadata_vectors, holder.metadata_version = cache, model.version_id
-    missing = [int(pk) for pk in pks if int(pk) not in cache]
-    if missing:
-        meta = item_metadata_snapshot(item_pks=missing)
-        for i, pk in enumerate(meta.ids.tolist()):
-            vector = model.recommender.item_vector_from_metadata(
-                title=meta.titles[i],
-                description=meta.descriptions[i],
-                categories=meta.categories[i],
-                tags=meta.tags[i],
-                attributes=meta.attributes[i],
-            ).vector
-            vector = np.asarray(vector, dtype=np.float32)
-            cache[pk] = vector / (float(np.linalg.norm(vector)) + 1e-9)
-    return {int(pk): cache[int(pk)] for pk in pks if int(pk) in cache}
-
-
-def _insert_new_items(
-    result,
-    *,
-    model: LoadedModel,
-    source_pk: int,
-    overlay,
-    exclude: np.ndarray,
-    allowed: np.ndarray | None,
-):
-    """Place new (overlay) items in a known item's similar list by metadata cosine.
-
-    A new item goes just above the first listed item whose metadata is less similar
-    to the source's than its own, and takes that item's score.
-    """
-    if overlay is None or not len(overlay) or not len(overlay.vectors):
-        return result
-    listed = [int(pk) for pk in np.asarray(result.item_pks).tolist()]
-    overlay_pks = overlay.pks.astype(np.int64)
-    vectors = np.asarray(overlay.vectors, dtype=np.float32)
-    vectors = vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9)
-    overlay_pos = {pk: i for i, pk in enumerate(overlay_pks.tolist())}
-    known = _metadata_unit_vectors(
-        model, [source_pk, *[pk for pk in listed if pk not in overlay_pos]]
-    )
-    query = known.get(int(source_pk))
-    if query is None:
-        return result
-    similarity = vectors @ query
-    ok = (similarity >= NEW_ITEM_MIN_SIMILARITY) & ~np.isin(overlay_pks, exclude)
-    if allowed is not None:
-        ok &= np.isin(overlay_pks, allowed)
-    if not ok.any():
-        return result
-    moved = set(overlay_pks[ok].tolist())
-    # The engine's placement of these new items is replaced by the one below.
-    keep = [i for i, pk in enumerate(listed) if pk not in moved]
-    all_scores = np.asarray(result.scores).tolist()
-    scores = [float(all_scores[i]) for i in keep]
-    reasons = [result.reasons[i] for i in keep]
-    listed = [listed[i] for i in keep]
-    listed_sim = [
-        float(similarity[overlay_pos[pk]])
-        if pk in overlay_pos
-        else float(known[pk] @ query)
-        if pk in known
-        else -1.0
-        for pk in listed
-    ]
-    for j in np.flatnonzero(ok)[np.argsort(-similarity[ok], kind="stable")]:
-        sim = float(similarity[j])
-        pos = next((i for i, x in enumerate(listed_sim) if x < sim), len(listed))
-        score = scores[pos] if pos < len(scores) else (scores[-1] if scores else 0.0)
-        listed.insert(pos, int(overlay_pks[j]))
-        listed_sim.insert(pos, sim)
-        scores.insert(pos, score)
-        reasons.insert(pos, _SimpleReason("similar_to", item_pk=int(source_pk)))
-    return _Result(
-        np.asarray(listed, dtype=np.int64),
-        np.asarray(scores, dtype=np.float32),
-        reasons,
-        result.strategy,
-    )
 
 
 # -------------------------------------------------------------------- responses
@@ -1004,7 +902,7 @@ def similar_items(
 
     def source(k, exclude_pks, allowed):
         # item_pk as well for a new item: it names the reason ("Similar to ...").
-        result = recommender.similar_items(
+        return recommender.similar_items(
             item_pk=item_pk,
             item_vector=vector,
             k=k,
@@ -1012,16 +910,6 @@ def similar_items(
             allowed_item_pks=allowed,
             user_pk=user_pk,
             overlay=overlay,
-        )
-        if vector is not None:
-            return result
-        return _insert_new_items(
-            result,
-            model=model,
-            source_pk=item_pk,
-            overlay=overlay,
-            exclude=exclude_pks,
-            allowed=allowed,
         )
 
     items, strategy, _ = _rank(

@@ -57,7 +57,7 @@ class ModelVersionSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TrainRequestSerializer(serializers.Serializer):
+class TrainBodySerializer(serializers.Serializer):
     time_budget_s = serializers.IntegerField(
         required=False,
         min_value=MIN_BUDGET_S,
@@ -111,7 +111,7 @@ class ModelVersionViewSet(
             "(`created=false`). Follow progress with `GET /api/v1/models/{id}/`; a "
             "good-enough version is activated automatically (quality gate)."
         ),
-        request=TrainRequestSerializer,
+        request=TrainBodySerializer,
         responses={
             202: TrainResponseSerializer,
             503: OpenApiResponse(
@@ -122,7 +122,7 @@ class ModelVersionViewSet(
     )
     @action(detail=False, methods=["post"])
     def train(self, request):
-        body = TrainRequestSerializer(data=request.data or {})
+        body = TrainBodySerializer(data=request.data or {})
         body.is_valid(raise_exception=True)
         params = {}
         if "time_budget_s" in body.validated_data:

@@ -159,7 +159,7 @@ class PopularQuerySerializer(ListQuerySerializer):
         return window
 
 
-class SessionRequestSerializer(ListQuerySerializer):
+class SessionBodySerializer(ListQuerySerializer):
     items = serializers.ListField(
         child=serializers.CharField(max_length=MAX_ID_LENGTH),
         max_length=MAX_SESSION_ITEMS,
@@ -371,12 +371,12 @@ class SessionViewSet(viewsets.ViewSet):
             "not returned. Unknown item ids are ignored and listed in "
             "`ignored_items`; with no known item the list is popular items."
         ),
-        request=SessionRequestSerializer,
+        request=SessionBodySerializer,
         responses={200: SessionRecommendationListSerializer, 400: _BAD_INPUT},
         tags=["recommendations"],
     )
     def create(self, request):
-        body = SessionRequestSerializer(data=request.data)
+        body = SessionBodySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         result = serving.session_recommendations(
             item_external_ids=body.validated_data["items"], **body.options()
