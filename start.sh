@@ -23,26 +23,50 @@ export SECURE_COOKIES="${SECURE_COOKIES:-0}"
 CHILD_PIDS=()
 CHILD_NAMES=()
 LOG_PID=""
-STOPPING=0
+
+# Is any process of the child's process group (it leads one, via setsid) still alive?
+group_alive() {
+    kill -0 -- "-$1" 2>/dev/null || kill -0 "$1" 2>/dev/null
+}
+
+signal_group() {  # signal_group SIG PID
+    kill "-$1" -- "-$2" 2>/dev/null || kill "-$1" "$2" 2>/dev/null || true
+}
+
+wait_children() {  # wait_children SECONDS: until every child's group is gone
+    local deadline=$((SECONDS + $1)) pid
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        for pid in "${CHILD_PIDS[@]}"; do
+            if group_alive "$pid"; then
+                sleep 0.2
+                continue 2
+            fi
+        done
+        return 0
+    done
+    return 1
+}
 
 stop_children() {
-    local pid i deadline
+    local pid i
+    # 1. SIGTERM to each main process: gunicorn stops its workers, Celery does a warm
+    #    shutdown (a running task may finish).
     for pid in "${CHILD_PIDS[@]}"; do
-        # Each child leads its own process group (setsid): signal the whole group so
-        # gunicorn's and Celery's pool processes go too.
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        kill -TERM "$pid" 2>/dev/null || true
     done
-    deadline=$((SECONDS + 20))
-    for i in "${!CHILD_PIDS[@]}"; do
-        pid="${CHILD_PIDS[$i]}"
-        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
-            sleep 0.2
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            warn "${CHILD_NAMES[$i]} did not stop within 20 s; killing it"
-            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    if ! wait_children "${STOP_GRACE_S:-10}"; then
+        # 2. SIGTERM to whole groups: a task still running is cut short and Celery
+        #    puts it back on the queue (acks late, reject on worker lost).
+        for pid in "${CHILD_PIDS[@]}"; do signal_group TERM "$pid"; done
+        if ! wait_children 10; then
+            for i in "${!CHILD_PIDS[@]}"; do
+                if group_alive "${CHILD_PIDS[$i]}"; then
+                    warn "${CHILD_NAMES[$i]} did not stop; killing it"
+                    signal_group KILL "${CHILD_PIDS[$i]}"
+                fi
+            done
         fi
-    done
+    fi
     CHILD_PIDS=()
     CHILD_NAMES=()
 }
@@ -50,7 +74,6 @@ stop_children() {
 cleanup() {
     local status=$?
     trap - EXIT INT TERM HUP
-    STOPPING=1
     if [ "${#CHILD_PIDS[@]}" -gt 0 ]; then
         say "Stopping web, workers and beat"
         stop_children

@@ -95,7 +95,28 @@ def test_demo_data_is_seeded_only_into_an_empty_catalog_then_trained(
     assert ModelVersion.objects.get().status == ModelVersion.Status.QUEUED
     assert "training in the background" in banner
 
+    # Seeded once; the queued training is reused, not duplicated.
     banner = run_setup_demo(tmp_path, monkeypatch, demo_data="1")
     assert calls == ["seed_demo"]
     assert ModelVersion.objects.count() == 1
+    assert "training in the background" in banner
+
+
+@pytest.mark.django_db
+def test_a_failed_first_training_is_queued_again_but_not_once_a_model_serves(
+    tmp_path, monkeypatch
+):
+    Item.objects.create(external_id="sku-1")
+    run_setup_demo(tmp_path, monkeypatch, demo_data="1")
+    ModelVersion.objects.update(status=ModelVersion.Status.FAILED)
+
+    run_setup_demo(tmp_path, monkeypatch, demo_data="1")
+    assert ModelVersion.objects.filter(status=ModelVersion.Status.QUEUED).count() == 1
+
+    ModelVersion.objects.update(status=ModelVersion.Status.FAILED)
+    ModelVersion.objects.filter(pk=ModelVersion.objects.first().pk).update(
+        status=ModelVersion.Status.READY
+    )
+    banner = run_setup_demo(tmp_path, monkeypatch, demo_data="1")
+    assert not ModelVersion.objects.filter(status__in=ModelVersion.IN_FLIGHT).exists()
     assert "training in the background" not in banner

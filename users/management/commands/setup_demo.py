@@ -1,8 +1,8 @@
 """`python manage.py setup_demo`: demo data, a staff login and an API key for start.sh.
 
-Idempotent. Loads the demo catalog once (empty database, `DEMO_DATA` not `0`) and then
-queues a first training, creates or resets the staff superuser `demo`, keeps one
-`demo` API key, and prints a banner.
+Idempotent. Unless `DEMO_DATA=0`: loads the demo catalog into an empty database and
+queues a training while no model version can serve. Always: creates or resets the
+staff superuser `demo`, keeps one `demo` API key, and prints a banner.
 The secrets live in `.local/` (git-ignored, mode 600) so every run prints the same ones.
 """
 
@@ -64,30 +64,41 @@ class Command(BaseCommand):
 
     def handle(self, *args, local_dir, port, **options):
         local = Path(local_dir)
-        training = self._seed()
+        demo = os.environ.get("DEMO_DATA", "1") != "0"
+        if demo:
+            self._seed()
+        training = demo and self._ensure_first_model()
         user, password = self._ensure_staff_user(local / "demo_password")
         raw_key = self._ensure_api_key(local / "demo_api_key", created_by=user)
         banner = self._banner(port=port, password=password, raw_key=raw_key)
         self.stdout.write(banner + (TRAINING_NOTE if training else ""))
 
-    def _seed(self) -> bool:
-        """Load the demo data into an empty catalog; True if a training was queued."""
-        if os.environ.get("DEMO_DATA", "1") == "0":
-            self.stderr.write("DEMO_DATA=0: no demo data loaded.")
-            return False
+    def _seed(self) -> None:
+        """Load the demo data into an empty catalog."""
         if Item.objects.exists():
-            return False
+            return
         if "seed_demo" not in get_commands():
             self.stderr.write(SEED_MISSING)
-            return False
+            return
         self.stderr.write("Loading the demo data (seed_demo)...")
         call_command("seed_demo", stdout=self.stderr)
-        if not Item.objects.exists() or ModelVersion.objects.exists():
+
+    def _ensure_first_model(self) -> bool:
+        """Queue a training while no model can serve; True if one is in flight.
+
+        So the demo shows personalised results without waiting for the nightly
+        schedule, also when a previous run was stopped mid-training. Single flight:
+        an already queued or running training is reused.
+        """
+        if not Item.objects.exists():
             return False
-        # A first model, so the demo shows personalised results without waiting for
-        # the nightly schedule; the training worker picks it up once it runs.
-        model_version_request_training(trigger=ModelVersion.Trigger.COMMAND)
-        return True
+        usable = (ModelVersion.Status.ACTIVE, ModelVersion.Status.READY)
+        if ModelVersion.objects.filter(status__in=usable).exists():
+            return False
+        version, _ = model_version_request_training(
+            trigger=ModelVersion.Trigger.COMMAND
+        )
+        return version.status in ModelVersion.IN_FLIGHT
 
     def _ensure_staff_user(self, password_file: Path):
         password = _read_secret(password_file)
