@@ -15,7 +15,8 @@ preload_app = True
 
 
 def when_ready(server):
-    """Import every view and the recommender's libraries in the master, before fork."""
+    """Import every view, the recommender's libraries and the active model in the
+    master, before the workers are forked."""
     if os.environ.get("GUNICORN_EAGER_IMPORTS", "1") == "0":
         return
     from django.urls import get_resolver
@@ -30,6 +31,16 @@ def when_ready(server):
         import recommendations.serving  # noqa: F401
     except ImportError:  # pragma: no cover - a partial install still serves
         server.log.warning("recommender libraries could not be preloaded")
+    if os.environ.get("GUNICORN_PRELOAD_MODEL", "1") != "0":
+        # The active model too: the workers then share its arrays, the hnswlib index
+        # and the lookup tables built from them instead of building one copy each. A
+        # version activated later is loaded by each worker on its own.
+        try:
+            from recommendations.serving import current_model
+
+            current_model()
+        except Exception:  # noqa: BLE001 - workers load it on their first request
+            server.log.warning("active model could not be preloaded", exc_info=True)
     # Nothing opened in the master may be shared by the forked workers.
     from django.core.cache import caches
     from django.db import connections

@@ -107,8 +107,9 @@ def connect(url: str):
 
 
 def scalar(url: str, query: str, params: list | None = None):
-    """Run one query and return the first column of the first row."""
+    """Run one statement (autocommit) and return the first column of the first row."""
     conn = connect(url)
+    conn.autocommit = True
     try:
         with conn.cursor() as cur:
             cur.execute(query, params or [])
@@ -116,3 +117,16 @@ def scalar(url: str, query: str, params: list | None = None):
             return row[0] if row else None
     finally:
         conn.close()
+
+
+def analyze(url: str) -> float:
+    """ANALYZE the whole database; returns seconds.
+
+    Autovacuum would do this within a minute or so of a bulk load on a default server
+    (this machine's server runs with autovacuum off), and plans depend on it.
+    """
+    import time
+
+    started = time.perf_counter()
+    scalar(url, "ANALYZE; SELECT 1")
+    return time.perf_counter() - started
