@@ -87,6 +87,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="re-render the report from the results JSON of --scale",
     )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        help="with --render-only: combine the sections of several runs' JSON "
+        "(each section keeps the command and date of the run that measured it)",
+    )
     # internal: child processes
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--params", help=argparse.SUPPRESS)
@@ -129,6 +136,28 @@ def build_context(args: argparse.Namespace) -> Context:
     )
 
 
+def merge_results(paths: list[Path]) -> dict:
+    """Sections of several runs (later files win for the sections they measured)."""
+    merged: dict = {}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        meta = data.get("meta", {})
+        for key in SECTION_KEYS:
+            if isinstance(data.get(key), dict) and key != "large":
+                data[key].setdefault(
+                    "run",
+                    {"command": meta.get("command"), "started": meta.get("started")},
+                )
+        if not merged:
+            merged = data
+            continue
+        for key in SECTION_KEYS:
+            section = data.get(key)
+            if section and section.get("status") not in (None, "not run"):
+                merged[key] = section
+    return merged
+
+
 def child_main(args: argparse.Namespace) -> int:
     """Entry of a child process (Django set up from the environment the parent gave)."""
     import django
@@ -150,9 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(args)
     ctx = build_context(args)
     if args.render_only:
-        results = json.loads(ctx.results_json.read_text())
+        results = merge_results(args.merge or [ctx.results_json])
+        if args.merge:
+            results["meta"]["merged_from"] = [
+                json.loads(Path(p).read_text())["meta"]["command"] for p in args.merge
+            ]
         results["large"] = phases.section_large(ctx, args.results_dir)
-        report.write(results, ctx.output)
+        report.write(results, ctx.output, ctx.results_json if args.merge else None)
         print(f"wrote {ctx.output}")
         return 0
     command = "benchmarks/run.py " + " ".join(
@@ -242,6 +275,16 @@ def main(argv: list[str] | None = None) -> int:
         if ctx.wants("large"):
             ctx.results["large"] = phases.section_large(ctx, args.results_dir)
         ctx.results.pop("_train_child", None)
+        for key in SECTION_KEYS:  # provenance, kept when reports are merged
+            section = ctx.results.get(key)
+            if isinstance(section, dict) and key != "large":
+                section.setdefault(
+                    "run",
+                    {
+                        "command": ctx.results["meta"]["command"],
+                        "started": ctx.results["meta"]["started"],
+                    },
+                )
         report.write(ctx.results, ctx.output, ctx.results_json)
         ctx.say(f"wrote {ctx.output} and {ctx.results_json}")
         if not ctx.keep_db:

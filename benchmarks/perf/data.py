@@ -73,7 +73,12 @@ def copy_buffer(
     out = io.StringIO()
     write = out.write
     for u, it, t, v, ts in zip(
-        users.tolist(), items.tolist(), types.tolist(), values.tolist(), iso.tolist()
+        users.tolist(),
+        items.tolist(),
+        types.tolist(),
+        values.tolist(),
+        iso.tolist(),
+        strict=True,
     ):
         write(f"{u}\t{it}\t{t}\t{NULL if v != v else v}\t{ts}\t{now}\n")
     return io.BytesIO(out.getvalue().encode())

@@ -62,7 +62,13 @@ def render(results: dict) -> str:
         "",
         "## Run",
         "",
-        f"- Command: `{meta['command']}`",
+        f"- Command: `{meta['command']}`"
+        + (
+            f" — this report combines {len(meta['merged_from'])} runs of the same "
+            "scale; each section names the run that measured it"
+            if meta.get("merged_from")
+            else ""
+        ),
         f"- Date (UTC): {meta['started']} → {meta['finished']} "
         f"({fmt(meta.get('wall_s'))} s wall)",
         f"- Scale: {fmt(scale['users'])} users, {fmt(scale['items'])} items, "
@@ -111,6 +117,9 @@ def render(results: dict) -> str:
         if section.get("target"):
             lines += [f"Target: {section['target']}", ""]
         lines += [f"Verdict: {verdict(section)}", ""]
+        run = section.get("run")
+        if run and run.get("command") != meta["command"]:
+            lines += [f"Measured by `{run['command']}` ({run['started']} UTC).", ""]
         if section.get("status") != "ok":
             reason = section.get("reason", "")
             lines += [f"Not measured: {reason or section.get('status')}", ""]
