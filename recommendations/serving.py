@@ -75,6 +75,10 @@ OVERLAY_MAX_ITEMS = 100_000
 # (commit delays, clock differences).
 OVERLAY_MARGIN_S = 5.0
 POPULAR_MIN_POOL = 500
+# The lists refresh_popularity_task caches every 15 minutes are used up to twice that
+# old (then the live query runs); its trending list covers 7 days.
+PRECOMPUTED_MAX_AGE_S = 30 * 60
+PRECOMPUTED_TRENDING_WINDOW = timedelta(days=7)
 
 STRATEGY_POPULAR = "popular"
 REASON_TEXT = {
@@ -391,6 +395,14 @@ def _unavailable_pks() -> np.ndarray:
     )
 
 
+def _precomputed_popular_forget() -> None:
+    from recommendations.services import maintenance
+
+    key = getattr(maintenance, "_popularity_cache_key", None)
+    if key is not None:
+        _redis(lambda: cache.delete(key()))
+
+
 def serving_reset() -> None:
     """Forget the loaded model and every cache (tests; after restoring a database)."""
     global _holder, _rules_cache, _redis_down_until
@@ -399,6 +411,7 @@ def serving_reset() -> None:
     _redis_down_until = 0.0
     _cache.clear()
     active_version_forget()
+    _precomputed_popular_forget()
 
 
 # ------------------------------------------------------------------- new items
@@ -684,6 +697,44 @@ class _SimpleReason:
     label: str | None = None
 
 
+def _precomputed_popular(
+    *, window: timedelta | None, trending: bool, pool: int, now: datetime
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The default popular/trending lists `refresh_popularity_task` caches, if usable.
+
+    They are `popular_item_scores` results (all-time popular; trending over 7 days)
+    refreshed every 15 minutes, so a request never pays the aggregate over millions
+    of interactions. None when missing, stale, truncated below `pool`, or when the
+    request asks for another window.
+    """
+    from recommendations.services import maintenance
+
+    if trending:
+        name = "trending"
+        if window is not None and window != PRECOMPUTED_TRENDING_WINDOW:
+            return None
+    elif window is None:
+        name = "popular"
+    else:
+        return None
+    snapshot = maintenance.popularity_cached()
+    if not snapshot or name not in snapshot or "computed_at" not in snapshot:
+        return None
+    try:
+        computed = datetime.fromisoformat(snapshot["computed_at"])
+    except (TypeError, ValueError):
+        return None
+    if (now - computed).total_seconds() > PRECOMPUTED_MAX_AGE_S:
+        return None
+    rows = snapshot[name]
+    if len(rows) < pool and len(rows) >= getattr(maintenance, "POPULARITY_LIMIT", 0):
+        return None  # truncated: the live query can give more
+    rows = rows[:pool]
+    pks = np.asarray([r[0] for r in rows], dtype=np.int64)
+    scores = np.asarray([r[1] for r in rows], dtype=np.float32)
+    return pks, scores
+
+
 def _db_popular_source(
     *,
     window: timedelta | None = None,
@@ -699,14 +750,22 @@ def _db_popular_source(
         now = timezone.now()
 
         def compute():
-            pks, scores = db.popular_item_scores(
-                limit=pool,
-                now=now,
-                window=window,
-                trending=trending,
-                category=category,
-                tag=tag,
-            )
+            precomputed = None
+            if category is None and tag is None:
+                precomputed = _precomputed_popular(
+                    window=window, trending=trending, pool=pool, now=now
+                )
+            if precomputed is not None:
+                pks, scores = precomputed
+            else:
+                pks, scores = db.popular_item_scores(
+                    limit=pool,
+                    now=now,
+                    window=window,
+                    trending=trending,
+                    category=category,
+                    tag=tag,
+                )
             if pks.size < pool and window is None and not trending:
                 # A young catalog: pad with the newest items so lists are never empty
                 # (not for an explicit window: "nothing in the last 24h" is an answer).

@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
+    extend_schema_serializer,
 )
 from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import NotFound
@@ -191,6 +192,8 @@ class RecommendedItemSerializer(serializers.Serializer):
     )
 
 
+# The views are `list` actions (one route per nested URL) but answer one object.
+@extend_schema_serializer(many=False)
 class RecommendationListSerializer(serializers.Serializer):
     items = RecommendedItemSerializer(many=True)
     model_version = serializers.IntegerField(
@@ -203,6 +206,7 @@ class RecommendationListSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(many=False)
 class SessionRecommendationListSerializer(RecommendationListSerializer):
     ignored_items = serializers.ListField(
         child=serializers.CharField(), help_text="Session item ids that do not exist."

@@ -23,13 +23,14 @@ from users.models import EndUser
 # PostgreSQL binary COPY: 11-byte signature, int32 flags, int32 header-extension length.
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _COPY_COLUMNS = ("user_id", "item_id", "type_id", "value", "timestamp", "id")
+_PG_EPOCH_UNIX = 946_684_800.0  # 2000-01-01T00:00:00Z, the origin of binary timestamps
 # Every column is 8 bytes wide and never NULL (value is coalesced to NaN), so every
 # tuple has the same size and the whole stream parses with one structured dtype.
 _COPY_ROW = np.dtype(
     [("n_fields", ">i2")]
     + [
         field
-        for name, kind in zip(_COPY_COLUMNS, (">i8", ">i8", ">i8", ">f8", ">f8", ">i8"))
+        for name, kind in zip(_COPY_COLUMNS, (">i8", ">i8", ">i8", ">f8", ">i8", ">i8"))
         for field in ((f"{name}_len", ">i4"), (name, kind))
     ]
 )
@@ -58,8 +59,11 @@ def interaction_watermark() -> int | None:
 def _interaction_sql(watermark: int | None) -> tuple[str, list]:
     table = Interaction._meta.db_table
     sql = (
+        # The timestamp goes out raw (binary timestamptz: int64 microseconds since
+        # 2000-01-01) and is converted in numpy: extract(epoch) is numeric in
+        # PostgreSQL >= 14 and cost ~40% of the COPY.
         "SELECT user_id::int8, item_id::int8, type_id::int8, "
-        "COALESCE(value, 'NaN')::float8, extract(epoch FROM timestamp)::float8, "
+        "COALESCE(value, 'NaN')::float8, timestamp, "
         f"id::int8 FROM {table}"
     )
     params: list = []
@@ -112,7 +116,7 @@ def interaction_arrays_copy(*, watermark: int | None = None) -> InteractionArray
         item_ids=rows["item_id"].astype(np.int64),
         type_ids=rows["type_id"].astype(np.int64),
         values=rows["value"].astype(np.float32),
-        timestamps=rows["timestamp"].astype(np.float64),
+        timestamps=rows["timestamp"].astype(np.float64) * 1e-6 + _PG_EPOCH_UNIX,
         ids=rows["id"].astype(np.int64),
     )
     del rows, raw
@@ -149,25 +153,37 @@ def _json(value) -> dict:
 
 
 def item_metadata_snapshot(*, item_pks: list[int] | None = None) -> ItemMetadata:
-    """The catalog (or some items) with category/tag names, in one aggregated query."""
+    """The catalog (or some items) with category/tag names, in one aggregated query.
+
+    Each through table is aggregated once (hash aggregate) and joined, rather than a
+    correlated subquery per item: planner statistics do not matter (measured 2 s
+    instead of 50-72 s on 100k items right after a bulk load).
+    """
     item = Item._meta.db_table
     cat_through = Item.categories.through._meta.db_table
     tag_through = Item.tags.through._meta.db_table
     cat = Item.categories.field.related_model._meta.db_table
     tag = Item.tags.field.related_model._meta.db_table
-    sql = (
-        f"SELECT i.id, i.external_id, i.title, i.description, i.attributes, "
-        f"COALESCE((SELECT array_agg(c.name ORDER BY c.name) FROM {cat_through} ic "
-        f"JOIN {cat} c ON c.id = ic.category_id WHERE ic.item_id = i.id), '{{}}'), "
-        f"COALESCE((SELECT array_agg(t.name ORDER BY t.name) FROM {tag_through} it "
-        f"JOIN {tag} t ON t.id = it.tag_id WHERE it.item_id = i.id), '{{}}') "
-        f"FROM {item} i"
-    )
     params: list = []
+    only_cats = only_tags = only_items = ""
     if item_pks is not None:
-        sql += " WHERE i.id = ANY(%s)"
-        params.append([int(pk) for pk in item_pks])
-    sql += " ORDER BY i.id"
+        pks = [int(pk) for pk in item_pks]
+        only_cats = " WHERE ic.item_id = ANY(%s)"
+        only_tags = " WHERE it.item_id = ANY(%s)"
+        only_items = " WHERE i.id = ANY(%s)"
+        params = [pks, pks, pks]
+    sql = (
+        f"WITH cats AS (SELECT ic.item_id, array_agg(c.name ORDER BY c.name) AS names "
+        f"FROM {cat_through} ic JOIN {cat} c ON c.id = ic.category_id{only_cats} "
+        f"GROUP BY ic.item_id), "
+        f"tags AS (SELECT it.item_id, array_agg(t.name ORDER BY t.name) AS names "
+        f"FROM {tag_through} it JOIN {tag} t ON t.id = it.tag_id{only_tags} "
+        f"GROUP BY it.item_id) "
+        f"SELECT i.id, i.external_id, i.title, i.description, i.attributes, "
+        f"COALESCE(cats.names, '{{}}'), COALESCE(tags.names, '{{}}') "
+        f"FROM {item} i LEFT JOIN cats ON cats.item_id = i.id "
+        f"LEFT JOIN tags ON tags.item_id = i.id{only_items} ORDER BY i.id"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -183,14 +199,15 @@ def item_metadata_snapshot(*, item_pks: list[int] | None = None) -> ItemMetadata
 
 
 def user_metadata_snapshot() -> UserMetadata:
-    """All end-users with their attributes (no ORM objects)."""
-    rows = list(
-        EndUser.objects.order_by("id").values_list("id", "external_id", "attributes")
-    )
+    """All end-users with their attributes (raw rows: no per-row ORM converters)."""
+    with connection.cursor() as cursor:
+        table = EndUser._meta.db_table
+        cursor.execute(f"SELECT id, external_id, attributes FROM {table} ORDER BY id")
+        rows = cursor.fetchall()
     return UserMetadata(
         ids=np.array([r[0] for r in rows], dtype=np.int64),
         external_ids=[r[1] for r in rows],
-        attributes=[r[2] or {} for r in rows],
+        attributes=[_json(r[2]) for r in rows],
     )
 
 

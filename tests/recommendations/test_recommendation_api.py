@@ -278,3 +278,32 @@ def test_session_body_that_is_not_an_object_is_400(api_client):
 def test_recommendations_require_a_key(anon_client):
     assert anon_client.get(_user_url("u")).status_code == 401
     assert anon_client.get(POPULAR_URL).status_code == 401
+
+
+def test_default_popularity_comes_from_the_precomputed_lists_while_fresh(
+    loaded, api_client
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recommendations.services.maintenance import popularity_refresh
+
+    popularity_refresh()
+    before = _ids_of(api_client.get(POPULAR_URL).json())
+    # A burst of interactions on an unpopular item: the live query would rank it first.
+    item = Item.objects.exclude(external_id__in=before).first()
+    for _ in range(300):
+        InteractionFactory(user_id=loaded["user_pk"]["user-000001"], item=item)
+    assert _ids_of(api_client.get(POPULAR_URL).json()) == before
+    # Filters the cached lists do not cover run the live query.
+    assert item.external_id in _ids_of(
+        api_client.get(POPULAR_URL, {"window": "24h"}).json()
+    )
+    # A stale snapshot is ignored.
+    popularity_refresh(now=timezone.now() - timedelta(hours=1))
+    assert _ids_of(api_client.get(POPULAR_URL).json())[0] == item.external_id
+    # Hiding still takes effect at once on the cached list.
+    popularity_refresh()
+    Item.objects.filter(external_id=before[0]).update(is_hidden=True)
+    assert before[0] not in _ids_of(api_client.get(POPULAR_URL).json())

@@ -77,9 +77,10 @@ def test_item_snapshot_carries_category_and_tag_names_in_one_query(
     by_id = dict(zip(meta.external_ids, range(len(meta))))
     assert meta.categories[by_id["a"]] == ["art", "books"]
     assert meta.tags[by_id["a"]] == ["new"]
-    assert meta.categories[by_id["b"]] == [] and meta.attributes[by_id["b"]] == {
-        "price": 10
-    }
+    assert meta.categories[by_id["b"]] == []
+    assert meta.attributes[by_id["b"]] == {"price": 10}
+    some = item_metadata_snapshot(item_pks=[int(meta.ids[by_id["a"]])])
+    assert some.external_ids == ["a"] and some.tags == [["new"]]
 
 
 @pytest.mark.django_db
