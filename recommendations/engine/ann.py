@@ -14,8 +14,13 @@ def augment_items(item_emb: np.ndarray, item_bias: np.ndarray) -> np.ndarray:
     )
 
 
-def build_index(item_emb: np.ndarray, item_bias: np.ndarray, config: TrainConfig):
-    """Build an hnswlib inner-product index (deterministic: one thread, seeded)."""
+def build_index(
+    item_emb: np.ndarray,
+    item_bias: np.ndarray,
+    config: TrainConfig,
+    num_threads: int = 1,
+):
+    """Build an hnswlib inner-product index (seeded; deterministic with 1 thread)."""
     import hnswlib
 
     data = augment_items(item_emb, item_bias)
@@ -26,8 +31,9 @@ def build_index(item_emb: np.ndarray, item_bias: np.ndarray, config: TrainConfig
         M=config.ann_m,
         random_seed=config.seed,
     )
+    index.set_num_threads(num_threads)
+    index.add_items(data, np.arange(data.shape[0]), num_threads=num_threads)
     index.set_num_threads(1)
-    index.add_items(data, np.arange(data.shape[0]), num_threads=1)
     index.set_ef(config.ann_ef_search)
     return index
 

@@ -150,10 +150,12 @@ def split_per_user(
     fraction: float,
     seed: int,
     min_train: int = 1,
+    users: np.ndarray | None = None,
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Random per-user holdout: about `fraction` of each user's items go to test.
 
-    Users with fewer than `min_train + 1` items keep everything in train.
+    Users with fewer than `min_train + 1` items keep everything in train; when
+    `users` is given, only those users lose items (the others keep everything).
     """
     m = matrix.tocsr()
     rng = np.random.default_rng(seed)
@@ -167,6 +169,10 @@ def split_per_user(
     rank[order] = np.arange(m.nnz) - starts
     n_test = np.floor(counts * fraction + rng.random(counts.size)).astype(np.int64)
     n_test = np.minimum(n_test, np.maximum(counts - min_train, 0))
+    if users is not None:
+        chosen = np.zeros(counts.size, dtype=bool)
+        chosen[np.asarray(users, dtype=np.int64)] = True
+        n_test[~chosen] = 0
     is_test = rank < n_test[rows]
     coo = m.tocoo()
     train = sp.csr_matrix(

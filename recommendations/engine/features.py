@@ -12,10 +12,13 @@ Fitted state is plain JSON + one float array (no pickle), see `to_state`.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -100,7 +103,8 @@ class AttributeEncoder:
             if key in self.numeric and _is_number(value):
                 if not math.isfinite(float(value)):
                     continue
-                bucket = int(np.searchsorted(self.numeric[key], float(value)))
+                # bisect_left == np.searchsorted(side="left"), without the array
+                bucket = bisect.bisect_left(self.numeric[key], float(value))
                 cols.append(self._num_offset[key] + bucket)
                 continue
             values = value if isinstance(value, (list, tuple)) else [value]
@@ -109,6 +113,18 @@ class AttributeEncoder:
                 if col is not None:
                     cols.append(col)
         return cols, [1.0] * len(cols)
+
+    def encode_many(self, attributes: Sequence[dict | None]) -> tuple[list, list]:
+        """(row, column) pairs of many attribute dicts (weight 1 each)."""
+        rows: list[int] = []
+        cols: list[int] = []
+        for r, attrs in enumerate(attributes):
+            if not attrs:
+                continue
+            c, _ = self.encode(attrs)
+            rows.extend([r] * len(c))
+            cols.extend(c)
+        return rows, cols
 
     def to_state(self) -> dict:
         """JSON-serialisable state."""
@@ -175,12 +191,40 @@ class TextEncoder:
         w /= np.linalg.norm(w) or 1.0
         return cols, w.tolist()
 
-
-def _normalised_group(cols: list[int], weights: list[float]) -> tuple[list, list]:
-    total = float(sum(weights))
-    if not cols or total <= 0:
-        return [], []
-    return cols, [w / total for w in weights]
+    def encode_many(
+        self, texts: Sequence[str], max_words: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, columns, weights) of many texts: sublinear tf-idf, keeping each
+        text's `max_words` strongest words (ties: first occurrence first)."""
+        empty = np.zeros(0, dtype=np.int64)
+        if not self.vocabulary or not len(texts):
+            return empty, empty, np.zeros(0)
+        tokens = [TOKEN_RE.findall(t.lower()) if t else [] for t in texts]
+        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        total = int(lengths.sum())
+        # one C-level pass maps every token to its column (-1: not in the
+        # vocabulary, which holds no stop words)
+        col = np.fromiter(
+            map(self._index.get, itertools.chain.from_iterable(tokens), repeat(-1)),
+            dtype=np.int64,
+            count=total,
+        )
+        doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+        known = col >= 0
+        doc, col = doc[known], col[known]
+        if doc.size == 0:
+            return empty, empty, np.zeros(0)
+        key = doc * len(self.vocabulary) + col
+        uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
+        row = uniq // len(self.vocabulary)
+        col = uniq % len(self.vocabulary)
+        w = (1.0 + np.log(counts.astype(np.float64))) * self.idf[col]
+        # per text: strongest first, ties by first occurrence; keep max_words
+        order = np.lexsort((first, -w, row))
+        rank = np.arange(row.size) - np.searchsorted(row, row[order], side="left")
+        keep = order[rank < max_words]
+        keep = keep[np.lexsort((first[keep], row[keep]))]
+        return row[keep], col[keep], w[keep]
 
 
 class ItemFeaturizer:
@@ -250,69 +294,86 @@ class ItemFeaturizer:
         cols = np.arange(self.cat_offset, self.attr_offset, dtype=np.int64)
         return names, cols
 
-    def _metadata_row(
+    def _metadata_matrix(
         self,
-        title: str,
-        description: str,
-        categories: Iterable[str],
-        tags: Iterable[str],
-        attributes: dict | None,
-    ) -> tuple[list[int], list[float]]:
-        groups = []
-        cols = [
-            self.cat_offset + self._cat_index[c]
-            for c in {_label(c) for c in categories or ()}
-            if c in self._cat_index
-        ]
-        groups.append(_normalised_group(cols, [1.0] * len(cols)))
-        cols = [
-            self.tag_offset + self._tag_index[t]
-            for t in {_label(t) for t in tags or ()}
-            if t in self._tag_index
-        ]
-        groups.append(_normalised_group(cols, [1.0] * len(cols)))
-        a_cols, a_w = self.attributes.encode(attributes)
-        groups.append(_normalised_group([self.attr_offset + c for c in a_cols], a_w))
-        t_cols, t_w = self.text.encode(_item_text(title, description))
-        if len(t_cols) > self.text_max_words:
-            # the strongest words carry the signal; fewer non-zeros keep WARP fast
-            keep = np.argsort(-np.asarray(t_w), kind="stable")[: self.text_max_words]
-            t_cols = [t_cols[i] for i in keep]
-            t_w = [t_w[i] for i in keep]
-        groups.append(_normalised_group([self.text_offset + c for c in t_cols], t_w))
-        present = [g for g in groups if g[0]]
-        out_cols: list[int] = []
-        out_w: list[float] = []
-        for g_cols, g_w in present:
-            out_cols.extend(g_cols)
-            out_w.extend(w / len(present) for w in g_w)
-        return out_cols, out_w
+        titles: Sequence[str | None],
+        descriptions: Sequence[str | None],
+        categories: Sequence[Iterable[str] | None],
+        tags: Sequence[Iterable[str] | None],
+        attributes: Sequence[dict | None],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, columns, weights) of the metadata part of many items.
+
+        Each group (categories, tags, attributes, text) is L1-normalised and the
+        groups present in a row share it equally, so a row sums to 1 (or is empty).
+        Python loops only collect ids; the arithmetic is vectorised.
+        """
+        n = len(titles)
+        groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for values, index, offset in (
+            (categories, self._cat_index, self.cat_offset),
+            (tags, self._tag_index, self.tag_offset),
+        ):
+            rows: list[int] = []
+            cols: list[int] = []
+            for r, labels in enumerate(values):
+                if not labels:
+                    continue
+                found = {index.get(_label(x)) for x in labels} - {None}
+                rows.extend([r] * len(found))
+                cols.extend(offset + c for c in found)
+            groups.append(
+                (np.asarray(rows, np.int64), np.asarray(cols, np.int64), None)
+            )
+        a_rows, a_cols = self.attributes.encode_many(attributes)
+        groups.append(
+            (
+                np.asarray(a_rows, np.int64),
+                self.attr_offset + np.asarray(a_cols, np.int64),
+                None,
+            )
+        )
+        t_rows, t_cols, t_w = self.text.encode_many(
+            [_item_text(t, d) for t, d in zip(titles, descriptions)],
+            self.text_max_words,
+        )
+        groups.append((t_rows, self.text_offset + t_cols, t_w))
+        n_groups = np.zeros(n, dtype=np.int64)
+        parts = []
+        for rows, cols, w in groups:
+            w = np.ones(rows.size) if w is None else w
+            sums = np.bincount(rows, weights=w, minlength=n)
+            present = sums > 0
+            n_groups += present
+            ok = present[rows]
+            parts.append((rows[ok], cols[ok], w[ok] / sums[rows[ok]]))
+        rows = np.concatenate([p[0] for p in parts])
+        cols = np.concatenate([p[1] for p in parts])
+        w = np.concatenate([p[2] for p in parts]) / np.maximum(n_groups[rows], 1)
+        return rows, cols, w
 
     def transform(self, items: ItemMetadata, *, identity: bool = True) -> sp.csr_matrix:
         """Feature matrix [len(items), n_features] for the training catalog order."""
-        indptr = [0]
-        indices: list[int] = []
-        data: list[float] = []
-        for i in range(len(items)):
-            cols, w = self._metadata_row(
-                items.titles[i],
-                items.descriptions[i],
-                items.categories[i],
-                items.tags[i],
-                items.attributes[i],
-            )
-            if identity:
-                share = self.identity_share if cols else 1.0
-                indices.append(i)
-                data.append(share)
-                w = [x * (1.0 - share) for x in w]
-            indices.extend(cols)
-            data.extend(w)
-            indptr.append(len(indices))
-        return sp.csr_matrix(
-            (np.asarray(data, np.float32), np.asarray(indices, np.int32), indptr),
-            shape=(len(items), self.n_features),
+        rows, cols, w = self._metadata_matrix(
+            items.titles,
+            items.descriptions,
+            items.categories,
+            items.tags,
+            items.attributes,
         )
+        n = len(items)
+        if identity:
+            has_meta = np.bincount(rows, minlength=n) > 0
+            share = np.where(has_meta, self.identity_share, 1.0)
+            w = w * (1.0 - share[rows])
+            rows = np.concatenate([np.arange(n), rows])
+            cols = np.concatenate([np.arange(n), cols])
+            w = np.concatenate([share, w])
+        m = sp.csr_matrix(
+            (w.astype(np.float32), (rows, cols)), shape=(n, self.n_features)
+        )
+        m.sum_duplicates()
+        return m
 
     def transform_new(
         self,
@@ -324,11 +385,14 @@ class ItemFeaturizer:
         attributes: dict | None = None,
     ) -> sp.csr_matrix:
         """One row for an item unknown to the model (metadata only, sums to 1)."""
-        cols, w = self._metadata_row(title, description, categories, tags, attributes)
-        return sp.csr_matrix(
-            (np.asarray(w, np.float32), np.asarray(cols, np.int32), [0, len(cols)]),
-            shape=(1, self.n_features),
+        rows, cols, w = self._metadata_matrix(
+            [title], [description], [categories], [tags], [attributes]
         )
+        m = sp.csr_matrix(
+            (w.astype(np.float32), (rows, cols)), shape=(1, self.n_features)
+        )
+        m.sum_duplicates()
+        return m
 
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """JSON part and array part of the fitted state."""
@@ -386,35 +450,43 @@ class UserFeaturizer:
             n_users=len(attributes), attributes=enc, identity_share=identity_share
         )
 
+    def _attribute_part(
+        self, attributes: Sequence[dict | None]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, columns, weights) of the attributes, each row summing to 1."""
+        rows, cols = self.attributes.encode_many(attributes)
+        r = np.asarray(rows, dtype=np.int64)
+        c = self.attr_offset + np.asarray(cols, dtype=np.int64)
+        counts = np.bincount(r, minlength=len(attributes)).astype(np.float64)
+        return r, c, 1.0 / counts[r]
+
     def transform(self, attributes: Sequence[dict]) -> sp.csr_matrix:
         """Feature matrix with identity, in user index order."""
-        indptr = [0]
-        indices: list[int] = []
-        data: list[float] = []
-        for u, attrs in enumerate(attributes):
-            cols, w = _normalised_group(*self.attributes.encode(attrs))
-            share = self.identity_share if cols else 1.0
-            indices.append(u)
-            data.append(share)
-            indices.extend(self.attr_offset + c for c in cols)
-            data.extend(x * (1.0 - share) for x in w)
-            indptr.append(len(indices))
-        return sp.csr_matrix(
-            (np.asarray(data, np.float32), np.asarray(indices, np.int32), indptr),
-            shape=(len(attributes), self.n_features),
+        n = len(attributes)
+        rows, cols, w = self._attribute_part(attributes)
+        has_attrs = np.bincount(rows, minlength=n) > 0
+        share = np.where(has_attrs, self.identity_share, 1.0)
+        m = sp.csr_matrix(
+            (
+                np.concatenate([share, w * (1.0 - share[rows])]).astype(np.float32),
+                (
+                    np.concatenate([np.arange(n), rows]),
+                    np.concatenate([np.arange(n), cols]),
+                ),
+            ),
+            shape=(n, self.n_features),
         )
+        m.sum_duplicates()
+        return m
 
     def transform_new(self, attributes: dict | None) -> sp.csr_matrix:
         """One row for a user unknown to the model (attributes only, sums to 1)."""
-        cols, w = _normalised_group(*self.attributes.encode(attributes))
-        return sp.csr_matrix(
-            (
-                np.asarray(w, np.float32),
-                np.asarray([self.attr_offset + c for c in cols], np.int32),
-                [0, len(cols)],
-            ),
-            shape=(1, self.n_features),
+        rows, cols, w = self._attribute_part([attributes])
+        m = sp.csr_matrix(
+            (w.astype(np.float32), (rows, cols)), shape=(1, self.n_features)
         )
+        m.sum_duplicates()
+        return m
 
     def to_state(self) -> dict:
         """JSON-serialisable state."""

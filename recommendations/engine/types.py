@@ -102,10 +102,23 @@ class TrainConfig:
     search_alphas: tuple[float, ...] = (1e-6, 1e-4)
     # validation split
     seed: int = 42
-    num_threads: int = 1  # >1 is faster but LightFM Hogwild is not bit-reproducible
+    # LightFM threads: 0 = automatic (every core when the data has at least
+    # `parallel_min_pairs` user-item pairs, else 1). More than one thread is much
+    # faster but LightFM's Hogwild SGD is then NOT bit-reproducible; `deterministic`
+    # forces one thread (and a single-threaded hnswlib build) whatever the size.
+    num_threads: int = 0
+    deterministic: bool = False
+    parallel_min_pairs: int = 200_000
     validation_fraction: float = 0.2
     cold_item_fraction: float = 0.05
+    max_cold_items: int = 1000
     max_validation_users: int = 3000
+    # when the holdout is at most this share of the pairs (large data: only the
+    # sampled validation users and cold items are held out) the final model
+    # continues the validation model for `catchup_epochs` epochs over all data
+    # instead of being refitted from scratch
+    continue_max_holdout_share: float = 0.05
+    catchup_epochs: int = 1
     # confidence matrix
     half_life_days: float | None = None
     # item-item model

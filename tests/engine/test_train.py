@@ -5,7 +5,8 @@ import numpy as np
 from recommendations.engine import synthetic
 from recommendations.engine.baselines import Popularity
 from recommendations.engine.evaluate import evaluate, evaluate_top_lists
-from recommendations.engine.train import train_model
+from recommendations.engine.recommender import Recommender
+from recommendations.engine.train import lightfm_threads, train_model
 from recommendations.engine.types import TrainConfig
 
 METRIC_KEYS = ("precision_at_10", "recall_at_10", "ndcg_at_10", "auc", "coverage")
@@ -87,3 +88,39 @@ def test_large_catalog_uses_sparse_cosine_neighbours():
     )
     assert result.params["chosen"]["item_item"]["model"] == "cosine"
     assert np.diff(result.bundle.neighbors.indptr).max() <= 20
+
+
+def test_continuing_the_validation_model_serves_as_well_as_a_refit(holdout):
+    """The large-data path (continue the validation model for one epoch over all
+    data instead of refitting) must not cost quality."""
+    from .conftest import FAST_CONFIG
+
+    result = train_model(
+        synthetic.training_data_from_pairs(holdout.log, holdout.train),
+        FAST_CONFIG.replace(continue_max_holdout_share=1.0),
+    )
+    chosen = result.params["chosen"]
+    assert chosen["final_fit"] == "continued" and chosen["final_epochs"] == 1
+    assert holdout.result.params["chosen"]["final_fit"] == "refit"
+    continued = evaluate_top_lists(
+        _serving_lists(
+            type(holdout)(
+                holdout.log,
+                holdout.train,
+                holdout.test,
+                result,
+                Recommender(result.bundle),
+            )
+        ),
+        holdout.test,
+    )
+    refit = evaluate_top_lists(_serving_lists(holdout), holdout.test)
+    assert continued["precision_at_10"] >= 0.95 * refit["precision_at_10"]
+
+
+def test_threads_follow_size_unless_deterministic_or_explicit():
+    big = 10 * TrainConfig().parallel_min_pairs
+    assert lightfm_threads(TrainConfig(), 1000) == 1
+    assert lightfm_threads(TrainConfig(), big) >= 1
+    assert lightfm_threads(TrainConfig(deterministic=True), big) == 1
+    assert lightfm_threads(TrainConfig(num_threads=3), 1000) == 3
