@@ -9,8 +9,9 @@ at once, and single events repeated in later batches). The full-size run (8 clie
 import pytest
 from django.db import connection
 
-from benchmarks.load_without_loss import create_items, run_load, verify
+from benchmarks.load_without_loss import TYPES, create_items, run_load, verify
 from recommendations.models import Interaction
+from tests.factories import InteractionTypeFactory
 from tests.reliability.servers import Gunicorn, database_url
 
 EVENTS = 3_000
@@ -41,6 +42,9 @@ def gunicorn_on_test_db(transactional_db, private_redis, tmp_path):
 def test_concurrent_retried_batches_store_every_event_exactly_once(
     gunicorn_on_test_db, write_key
 ):
+    # Transactional tests flush the types the data migration created.
+    for name in TYPES:
+        InteractionTypeFactory(name=name)
     base = gunicorn_on_test_db.base_url
     create_items(base, write_key, n_items=300, prefix=PREFIX)
     result = run_load(
