@@ -12,6 +12,7 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/scripts/common.sh"
 trap recsite_release_devservices EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # The browser tests drive Debian's Chromium with Playwright (never `playwright install`).
 ensure_chromium() {
