@@ -33,12 +33,13 @@ RUN groupadd --system --gid 10001 recsite \
     && useradd --system --uid 10001 --gid recsite --home-dir /app --shell /usr/sbin/nologin recsite
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY --chown=recsite:recsite . /app
+# Code and static files stay owned by root: the app user can write only to /data.
+COPY . /app
 # Static files are collected at build time (whitenoise serves them); the dummy key
 # exists only for this step and is not in the final environment.
 RUN SECRET_KEY=build-only-not-secret python manage.py collectstatic --noinput -v 0 \
     && mkdir -p /data/media /data/artifacts \
-    && chown -R recsite:recsite /data /app/staticfiles \
+    && chown -R recsite:recsite /data \
     && chmod +x /app/scripts/docker-entrypoint.sh
 
 USER recsite
