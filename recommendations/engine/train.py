@@ -623,6 +623,7 @@ def train_model(
                 "alpha": float(alpha_choice),
                 "foldin_scale": float(foldin_scale),
                 "foldin_regularization": float(config.foldin_regularization),
+                "trained_until": _trained_until(data),
             },
             metrics=metrics,
             item_metadata_embeddings=meta_emb,
@@ -693,6 +694,13 @@ def _trending(im, data: TrainingData, config: TrainConfig) -> np.ndarray:
     share = window / max(t_max - t_min, window)
     # positive when an item gets more than its usual share of activity lately
     return ((recent - share * total) / np.sqrt(share * total + 1.0)).astype(np.float32)
+
+
+def _trained_until(data: TrainingData) -> float | None:
+    """Newest interaction timestamp of the training data (None: no timestamps)."""
+    ts = np.asarray(data.timestamps, dtype=np.float64)
+    ts = ts[np.isfinite(ts)]
+    return float(ts.max()) if ts.size else None
 
 
 def _calibrate_foldin(x, item_emb, user_emb, gram_all, config, rng) -> float:

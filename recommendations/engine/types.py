@@ -140,6 +140,12 @@ class TrainConfig:
     ann_ef_search: int = 128
     ann_candidates: int = 300
     foldin_regularization: float = 1.0
+    # serving: history rows lose half their weight every this many days (when
+    # the request passes timestamps); None = no decay
+    recency_half_life_days: float | None = 30.0
+    # serving: n history rows newer than the training data get the share
+    # n / (n + recent_mix_rows) of a known user's vector and item-item weight
+    recent_mix_rows: float = 10.0
     trending_window_days: float = 7.0
 
     def as_dict(self) -> dict[str, Any]:

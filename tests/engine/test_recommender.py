@@ -190,3 +190,67 @@ def test_session_uses_given_items(log, recommender):
 def test_k_is_honoured(recommender, k):
     res = recommender.recommend(user_pk=2, history_item_pks=np.array([1, 2]), k=k)
     assert len(res) == k
+
+
+def _in_topic(recommender, target, history, weights, stamps, **ask):
+    res = recommender.recommend(
+        history_item_pks=history,
+        history_weights=weights,
+        history_timestamps=stamps,
+        **ask,
+    )
+    _check(res, 10)
+    return int(np.isin(res.item_pks, item_pks(target)).sum()), res
+
+
+def test_fresh_actions_shift_a_heavy_users_list(log, recommender):
+    """Five actions after training in an untouched topic move a heavy user's list
+    when the history comes with timestamps (recency + trained/fold-in mix)."""
+    from recommendations.engine.synthetic import DEFAULT_INTERACTION_TYPES, TYPE_NAMES
+
+    signed = {
+        t.name: t.weight * (1 if t.is_positive else -1)
+        for t in DEFAULT_INTERACTION_TYPES
+    }
+    type_weight = np.array([signed[name] for name in TYPE_NAMES])
+    bundle = recommender.bundle
+    shifts = []
+    for user in np.argsort(-np.bincount(log.user_index))[:3]:
+        rows = np.flatnonzero(log.user_index == user)
+        assert rows.size >= 300  # a heavy user
+        pks = item_pks(log.item_index[rows])
+        weights = type_weight[log.type_index[rows]]
+        stamps = log.timestamp[rows]
+        liked = np.bincount(
+            log.item_topics[pks - 1], minlength=log.item_topics.max() + 1
+        )
+        target = np.flatnonzero(log.item_topics == int(np.argmin(liked)))
+        new = item_pks(target[np.argsort(-bundle.popularity[target])][:5])
+        seen = np.union1d(pks, new)
+        now = bundle.blend["trained_until"] + 3600.0
+
+        ask = {"user_pk": int(user) + 1, "k": 10, "exclude_item_pks": seen}
+        more_pks, more_weights = np.r_[pks, new], np.r_[weights, np.full(5, 2.0)]
+        before, _ = _in_topic(recommender, target, pks, weights, stamps, **ask)
+        after, res = _in_topic(
+            recommender, target, more_pks, more_weights, np.r_[stamps, [now] * 5], **ask
+        )
+        untimed, _ = _in_topic(recommender, target, more_pks, more_weights, None, **ask)
+        assert after >= before + 3, (user, before, after)
+        assert any(
+            r.kind == "because_you_interacted" and r.item_pk in set(new.tolist())
+            for r in res.reasons
+        )
+        shifts.append((after - before, untimed - before))
+    # without timestamps the new rows are five among hundreds: a smaller shift
+    assert sum(a for a, _ in shifts) > sum(b for _, b in shifts) + 5
+
+
+def test_history_timestamps_must_match_history(recommender):
+    with pytest.raises(ValueError):
+        recommender.recommend(
+            user_pk=1,
+            history_item_pks=np.array([1, 2, 3]),
+            history_timestamps=np.array([1.0, 2.0]),
+            k=5,
+        )
