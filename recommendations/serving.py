@@ -398,8 +398,11 @@ def _unavailable_pks() -> np.ndarray:
 def _precomputed_popular_forget() -> None:
     from recommendations.services import maintenance
 
+    clear = getattr(maintenance, "popularity_cache_clear", None)
     key = getattr(maintenance, "_popularity_cache_key", None)
-    if key is not None:
+    if clear is not None:
+        _redis(clear)
+    elif key is not None:
         _redis(lambda: cache.delete(key()))
 
 

@@ -109,15 +109,12 @@ class ModelVersionViewSet(
             "Queues a training run and returns 202 with its version id. Single flight: "
             "if a version is already queued or training, returns that one "
             "(`created=false`). Follow progress with `GET /api/v1/models/{id}/`; a "
-            "good-enough version is activated automatically (quality gate)."
+            "good-enough version is activated automatically (quality gate). If the "
+            "task queue is unreachable the version stays queued and is sent again "
+            "when it is back."
         ),
         request=TrainBodySerializer,
-        responses={
-            202: TrainResponseSerializer,
-            503: OpenApiResponse(
-                ConflictSerializer, description="The training queue is unreachable."
-            ),
-        },
+        responses={202: TrainResponseSerializer},
         tags=["models"],
     )
     @action(detail=False, methods=["post"])
@@ -131,15 +128,6 @@ class ModelVersionViewSet(
         version, created = model_version_request(
             trigger=ModelVersion.Trigger.API, params=params or None
         )
-        # The task is sent when the transaction commits (by now, outside a test):
-        # a broker outage has already marked the version failed.
-        version.refresh_from_db()
-        if created and version.status == ModelVersion.Status.FAILED:
-            return Response(
-                {"detail": version.error, "id": version.pk},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": "30"},
-            )
         return Response(
             {"id": version.pk, "status": version.status, "created": created},
             status=status.HTTP_202_ACCEPTED,

@@ -22,7 +22,6 @@ NOT_ACTIVATABLE = (
     "can be activated."
 )
 ARTIFACTS_MISSING = "Version {id} has no artifacts on disk; it cannot be activated."
-ENQUEUE_FAILED = "could not enqueue the training task: {error}"
 # Serialises activations so two of them never race on the one-active constraint.
 _ACTIVATION_LOCK_KEY = 0x7265_6373_6974_6501
 
@@ -39,13 +38,20 @@ def training_task():
 
 
 def _enqueue(version_id: int) -> None:
-    """Send the training task; if the broker is down, fail the version (frees it)."""
+    """Send the training task; if the broker is down, leave the version queued.
+
+    The request is not lost: the periodic reaper re-sends versions queued without a
+    worker (the training claim makes a duplicate message harmless), and fails them
+    only after STALE_QUEUED_AFTER_S.
+    """
     try:
         training_task().delay(version_id)
-    except Exception as exc:  # noqa: BLE001 - any broker failure: record it, never raise
-        logger.exception("could not enqueue training of model version %s", version_id)
-        model_version_fail(
-            version_id=version_id, error=ENQUEUE_FAILED.format(error=exc)
+    except Exception:  # noqa: BLE001 - any broker failure: keep it queued, never raise
+        logger.warning(
+            "could not enqueue training of model version %s; it stays queued and "
+            "the reaper sends it again",
+            version_id,
+            exc_info=True,
         )
 
 

@@ -70,11 +70,6 @@ class Command(BaseCommand):
             version, created = model_version_request(
                 trigger=ModelVersion.Trigger.COMMAND, params=params or None
             )
-            version.refresh_from_db()
-            if version.status == ModelVersion.Status.FAILED:
-                raise CommandError(
-                    f"Model version {version.pk} failed: {version.error}"
-                )
             if created:
                 self.stdout.write(
                     f"Queued model version {version.pk} (training queue)."
