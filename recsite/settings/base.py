@@ -116,7 +116,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # RedisCache that fails fast for a few seconds after a timeout (a hung Redis
+        # must not cost every request a socket timeout).
+        "BACKEND": "recsite.cache.CircuitBreakerRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", "recsite"),
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},

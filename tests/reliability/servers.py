@@ -1,4 +1,4 @@
-"""Private servers for fault injection: a Redis we may kill, a TCP proxy we may cut, gunicorn.
+"""Private servers for fault injection: a Redis to kill, a TCP proxy to cut, gunicorn.
 
 Never touches the machine's shared PostgreSQL or Redis (other test runs use them):
 the Redis here is a private `redis-server` on a free loopback port, and the database
@@ -47,7 +47,9 @@ def redis_server_binary() -> str:
     return found
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "") -> None:
+def wait_until(
+    predicate, timeout: float, interval: float = 0.05, what: str = ""
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -82,13 +84,20 @@ class PrivateRedis:
         self.process = subprocess.Popen(
             [
                 redis_server_binary(),
-                "--port", str(self.port),
-                "--bind", LOOPBACK,
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.workdir),
-                "--daemonize", "no",
-                "--protected-mode", "yes",
+                "--port",
+                str(self.port),
+                "--bind",
+                LOOPBACK,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -107,7 +116,7 @@ class PrivateRedis:
 
 
 class TcpProxy:
-    """Forwards a loopback port to an upstream (TCP or Unix socket); `cut()` drops it all.
+    """Forwards a loopback port to an upstream (TCP or Unix socket); `cut()` drops all.
 
     While cut, existing connections are closed and new ones refused, which is what
     clients of a restarting PostgreSQL see.
@@ -222,7 +231,9 @@ def database_url(settings_dict: dict, *, host: str, port: int) -> str:
 class Gunicorn:
     """`gunicorn recsite.wsgi` on a free loopback port with the given environment."""
 
-    def __init__(self, env: dict[str, str], *, workers: int = 1, threads: int = 1) -> None:
+    def __init__(
+        self, env: dict[str, str], *, workers: int = 1, threads: int = 1
+    ) -> None:
         self.port = free_port()
         self.env = env
         self.workers = workers
@@ -242,13 +253,22 @@ class Gunicorn:
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "recsite.wsgi:application",
-                "--bind", f"{LOOPBACK}:{self.port}",
-                "--workers", str(self.workers),
-                "--threads", str(self.threads),
-                "--timeout", "60",
-                "--graceful-timeout", "5",
-                "--access-logfile", "-",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "recsite.wsgi:application",
+                "--bind",
+                f"{LOOPBACK}:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+                "--timeout",
+                "60",
+                "--graceful-timeout",
+                "5",
+                "--access-logfile",
+                "-",
             ],
             cwd=ROOT,
             env=env,
@@ -313,5 +333,39 @@ class celery_broker:  # noqa: N801 - used like a function: `with celery_broker(u
 
 
 def queue_length(client: redis.Redis, queue: str) -> int:
-    """Messages waiting in a Celery queue on a Redis broker (kombu: one list per queue)."""
+    """Messages waiting in a Celery queue on a Redis broker (kombu: one list each)."""
     return client.llen(queue)
+
+
+class BlackHole:
+    """A TCP port that accepts connections and never answers (a hung server)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((LOOPBACK, self.port))
+        self._listener.listen(128)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self._sockets.append(client)  # held open, never read
+
+    def close(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
