@@ -27,6 +27,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STATIC_ROOT=/app/staticfiles \
     MEDIA_ROOT=/data/media \
     ARTIFACTS_DIR=/data/artifacts \
+    ARTIFACTS_CACHE_DIR=/data/artifact-cache \
     PORT=8000
 
 RUN groupadd --system --gid 10001 recsite \
@@ -38,7 +39,7 @@ COPY . /app
 # Static files are collected at build time (whitenoise serves them); the dummy key
 # exists only for this step and is not in the final environment.
 RUN SECRET_KEY=build-only-not-secret python manage.py collectstatic --noinput -v 0 \
-    && mkdir -p /data/media /data/artifacts \
+    && mkdir -p /data/media /data/artifacts /data/artifact-cache \
     && chown -R recsite:recsite /data \
     && chmod +x /app/scripts/docker-entrypoint.sh
 
