@@ -30,7 +30,9 @@ if str(ROOT) not in sys.path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--examples", type=int, default=200, help="per operation and mode")
+    parser.add_argument(
+        "--examples", type=int, default=200, help="per operation and mode"
+    )
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--db", default=f"recsite_fuzz_{os.getpid()}")
     parser.add_argument("--keep-db", action="store_true")
@@ -100,7 +102,9 @@ def _fuzz(args) -> int:
         _, raw_key = api_key_create(name=f"fuzz-{kind}", kind=kind)
         headers = {"Authorization": f"Bearer {raw_key}"}
         started = time.monotonic()
-        report = run_fuzz(headers=headers, max_examples=args.examples, seed=args.seed, modes=modes)
+        report = run_fuzz(
+            headers=headers, max_examples=args.examples, seed=args.seed, modes=modes
+        )
         advisory = run_fuzz(
             headers=headers,
             max_examples=max(10, args.examples // 10),
@@ -125,7 +129,8 @@ def _fuzz(args) -> int:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     total = sum(f["requests"] for f in figures.values())
     print(
-        f"\n{total} requests over {figures['write']['operations']} operations and 3 keys; "
+        f"\n{total} requests over {figures['write']['operations']} operations "
+        "and 3 keys; "
         + ("FAILED" if failed else "no 5xx, every documented response conforms")
     )
     return 1 if failed else 0

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Load without loss: concurrent clients, retried batches, every event stored exactly once.
+"""Load without loss: concurrent clients, retried batches, each event stored once.
 
 Eight clients send 200,000 distinct interactions in batches through
 `POST /api/v1/interactions/` to a real gunicorn on 127.0.0.1 backed by a database of
@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with conn.cursor() as cursor:
                 cursor.execute(
-                    "SELECT event_id FROM recommendations_interaction WHERE event_id LIKE 'lw-%%'"
+                    "SELECT event_id FROM recommendations_interaction"
+                    " WHERE event_id LIKE 'lw-%%'"
                 )
                 stored = [row[0] for row in cursor.fetchall()]
                 cursor.execute("SELECT count(*) FROM recommendations_interaction")

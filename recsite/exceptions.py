@@ -1,4 +1,4 @@
-"""API error handling: every failure is a JSON body with a clear message, never a 500 page."""
+"""API error handling: every failure is a JSON body with a clear message, not a 500."""
 
 import logging
 
@@ -45,14 +45,18 @@ def _is_broker_error(exc: BaseException) -> bool:
 
 def _json_error(detail: str, code: str, http_status: int, **headers: str) -> Response:
     set_rollback()
-    return Response({"detail": detail, "code": code}, status=http_status, headers=headers)
+    return Response(
+        {"detail": detail, "code": code}, status=http_status, headers=headers
+    )
 
 
 def api_exception_handler(exc, context):
     """Extend DRF's handler: outages become 503, bad data 400, oversize bodies 413."""
     if isinstance(exc, DjangoValidationError):
         exc = ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+            exc.message_dict
+            if hasattr(exc, "error_dict")
+            else {"non_field_errors": exc.messages}
         )
     response = exception_handler(exc, context)
     if response is not None:
@@ -77,7 +81,9 @@ def database_or_input_error_response(exc: BaseException) -> Response | None:
         # json.loads of e.g. 100,000 nested arrays: hostile input, not a server fault.
         return _json_error(TOO_DEEP, "too_deep", status.HTTP_400_BAD_REQUEST)
     if _is_nul_error(exc):
-        return _json_error(NUL_CHARACTER, "invalid_characters", status.HTTP_400_BAD_REQUEST)
+        return _json_error(
+            NUL_CHARACTER, "invalid_characters", status.HTTP_400_BAD_REQUEST
+        )
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc)
         return _json_error(

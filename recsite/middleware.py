@@ -1,4 +1,4 @@
-"""Cross-cutting request guards: JSON errors under /api/, 503 during outages, input hygiene.
+"""Request guards: JSON errors under /api/, 503 during outages, input hygiene.
 
 `ErrorResponseMiddleware` sits right after SecurityMiddleware, so it sees every
 response and every exception a view raises:
@@ -40,11 +40,13 @@ NOT_FOUND = "Not found."
 # backslash starts an escape (an even number of backslashes precedes it).
 _ESCAPE_START = rb"(?<!\\)(?:\\\\)*\\u"
 _NUL_ESCAPE = re.compile(_ESCAPE_START + rb"0000")
-_PAIR = re.compile(_ESCAPE_START + rb"[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_PAIR = re.compile(
+    _ESCAPE_START + rb"[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 _SURROGATE = re.compile(_ESCAPE_START + rb"[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 SERVICE_UNAVAILABLE_PAGE = (
-    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
     "<title>Service unavailable</title></head><body>"
     "<h1>Service unavailable</h1><p>{message}</p></body></html>"
 )
@@ -70,8 +72,12 @@ def _has_lone_surrogate(body: bytes) -> bool:
 
 
 def _is_json(request) -> bool:
-    return request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower().endswith(
-        "json"
+    return (
+        request.META.get("CONTENT_TYPE", "")
+        .split(";")[0]
+        .strip()
+        .lower()
+        .endswith("json")
     )
 
 
@@ -121,7 +127,9 @@ class ErrorResponseMiddleware:
     def _bad_text(self, request, message: str):
         if is_api_request(request):
             return _error(message, "invalid_characters", 400)
-        return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+        return HttpResponse(
+            message, status=400, content_type="text/plain; charset=utf-8"
+        )
 
     def _json_for_error_page(self, response):
         # Django's own pages (an unrouted URL, a 500 from an inner middleware).
@@ -137,10 +145,15 @@ class ErrorResponseMiddleware:
 
     def process_exception(self, request, exception):
         if isinstance(exception, (OperationalError, InterfaceError)):
-            logger.warning("database unavailable during %s: %s", request.path, exception)
+            logger.warning(
+                "database unavailable during %s: %s", request.path, exception
+            )
             if is_api_request(request):
                 return _error(
-                    DATABASE_UNAVAILABLE, "database_unavailable", 503, **{"Retry-After": "5"}
+                    DATABASE_UNAVAILABLE,
+                    "database_unavailable",
+                    503,
+                    **{"Retry-After": "5"},
                 )
             response = HttpResponse(
                 SERVICE_UNAVAILABLE_PAGE.format(message=DATABASE_UNAVAILABLE),
@@ -153,8 +166,12 @@ class ErrorResponseMiddleware:
             return None  # Django's plain 404/500 pages (no traceback when DEBUG is off)
         known = database_or_input_error_response(exception)
         if known is not None:
-            headers = {"Retry-After": known["Retry-After"]} if "Retry-After" in known else {}
-            return _error(known.data["detail"], known.data["code"], known.status_code, **headers)
+            headers = (
+                {"Retry-After": known["Retry-After"]} if "Retry-After" in known else {}
+            )
+            return _error(
+                known.data["detail"], known.data["code"], known.status_code, **headers
+            )
         if settings.DEBUG:
             return None  # the technical page helps a developer
         # What Django does for an uncaught exception, with a JSON body instead of HTML.

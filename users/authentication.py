@@ -11,7 +11,7 @@ INVALID_KEY = "Invalid or revoked API key."
 
 
 def hash_key(raw_key: str) -> str:
-    """Return the SHA-256 hex digest stored for a key (keys are random, so no salt is needed)."""
+    """The SHA-256 hex digest stored for a key (keys are random: no salt needed)."""
     return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
 
 
@@ -63,7 +63,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    """Tells the OpenAPI document (and so Swagger UI and fuzzers) how to authenticate."""
+    """Tells the OpenAPI document (Swagger UI, fuzzers) how to authenticate."""
 
     target_class = ApiKeyAuthentication
     name = "ApiKey"

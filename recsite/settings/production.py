@@ -1,4 +1,4 @@
-"""Production settings: base.py with HTTPS-only defaults (`manage.py check --deploy` clean).
+"""Production settings: base.py with HTTPS defaults (`check --deploy` is clean).
 
 Use `DJANGO_SETTINGS_MODULE=recsite.settings.production` behind TLS. base.py keeps
 plain-HTTP defaults so `./start.sh` works on http://127.0.0.1 without a certificate.

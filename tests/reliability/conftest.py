@@ -1,4 +1,4 @@
-"""Fixtures for fault injection: private Redis, a cuttable PostgreSQL proxy, gunicorn."""
+"""Fault injection fixtures: private Redis, a cuttable PostgreSQL proxy, gunicorn."""
 
 import uuid
 
@@ -98,5 +98,7 @@ def admin_session(base_url: str, username: str, password: str) -> requests.Sessi
         headers={"Referer": login_url},
         timeout=10,
     )
-    assert response.status_code == 200 and "sessionid" in session.cookies, response.text[:500]
+    assert response.status_code == 200 and "sessionid" in session.cookies, (
+        response.text[:500]
+    )
     return session

@@ -61,7 +61,9 @@ class Failure:
     request: str
 
     def __str__(self) -> str:
-        return f"{self.mode} {self.operation}: {self.message}\n    request: {self.request}"
+        return (
+            f"{self.mode} {self.operation}: {self.message}\n    request: {self.request}"
+        )
 
 
 @dataclass
@@ -79,7 +81,8 @@ class FuzzReport:
     def summary(self) -> str:
         lines = [
             f"{len(self.operations)} operations, {self.total_examples} requests in "
-            f"{self.seconds:.1f} s; status classes {dict(sorted(self.statuses.items()))}; "
+            f"{self.seconds:.1f} s; "
+            f"status classes {dict(sorted(self.statuses.items()))}; "
             f"{len(self.failures)} failures"
         ]
         lines += [str(failure) for failure in self.failures[:30]]
@@ -154,7 +157,9 @@ def _headline(exc: BaseException) -> str:
     errors = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
     parts = []
     for error in errors:
-        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        lines = [
+            line.strip() for line in str(error).strip().splitlines() if line.strip()
+        ]
         parts.append(" / ".join(lines[:3]))
     return " | ".join(parts)[:700]
 
@@ -167,10 +172,7 @@ def _kinds(exc: BaseException) -> str:
 def _describe(case) -> str:
     body = "" if case.body is None or isinstance(case.body, NotSet) else case.body
     text = json.dumps(body, default=repr, ensure_ascii=True)
-    return (
-        f"{case.method} {case.formatted_path} query={case.query!r} "
-        f"body={text[:300]}"
-    )
+    return f"{case.method} {case.formatted_path} query={case.query!r} body={text[:300]}"
 
 
 def run_fuzz(
@@ -178,7 +180,10 @@ def run_fuzz(
     headers: dict[str, str],
     max_examples: int,
     seed: int,
-    modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
+    modes: tuple[GenerationMode, ...] = (
+        GenerationMode.POSITIVE,
+        GenerationMode.NEGATIVE,
+    ),
     checks: tuple[str, ...] = SUITE_CHECKS,
     methods: tuple[str, ...] | None = None,
     report: FuzzReport | None = None,
@@ -192,14 +197,18 @@ def run_fuzz(
     level = request_logger.level
     request_logger.setLevel(logging.ERROR)  # thousands of expected 4xx warnings
     try:
-        _run_all(schema, headers, max_examples, seed, modes, check_functions, methods, report)
+        _run_all(
+            schema, headers, max_examples, seed, modes, check_functions, methods, report
+        )
     finally:
         request_logger.setLevel(level)
     report.seconds += time.perf_counter() - started
     return report
 
 
-def _run_all(schema, headers, max_examples, seed, modes, check_functions, methods, report):
+def _run_all(
+    schema, headers, max_examples, seed, modes, check_functions, methods, report
+):
     for result in schema.get_all_operations():
         operation = result.ok()
         if operation.path.startswith(SKIPPED_PATH_PREFIXES):
@@ -211,11 +220,20 @@ def _run_all(schema, headers, max_examples, seed, modes, check_functions, method
             report.operations.append(label)
         for mode in modes:
             _fuzz_operation(
-                operation, label, mode, headers, max_examples, seed, check_functions, report
+                operation,
+                label,
+                mode,
+                headers,
+                max_examples,
+                seed,
+                check_functions,
+                report,
             )
 
 
-def _fuzz_operation(operation, label, mode, headers, max_examples, seed, checks, report):
+def _fuzz_operation(
+    operation, label, mode, headers, max_examples, seed, checks, report
+):
     seen_messages: set[str] = set()
 
     @hypothesis.settings(
@@ -240,7 +258,9 @@ def _fuzz_operation(operation, label, mode, headers, max_examples, seed, checks,
             key = f"{response.status_code} {_kinds(exc)}"
             if key not in seen_messages:  # one report per distinct failure
                 seen_messages.add(key)
-                report.failures.append(Failure(label, mode.value, headline, _describe(case)))
+                report.failures.append(
+                    Failure(label, mode.value, headline, _describe(case))
+                )
 
     try:
         one_example()

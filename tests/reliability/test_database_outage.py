@@ -15,7 +15,7 @@ from recsite.exceptions import DATABASE_UNAVAILABLE
 from tests.factories import InteractionTypeFactory, ItemFactory
 from tests.reliability.conftest import admin_session
 
-LEAKS = ("Traceback", "OperationalError", "psycopg2", "File \"", "connection to server")
+LEAKS = ("Traceback", "OperationalError", "psycopg2", 'File "', "connection to server")
 
 
 def _assert_no_leak(response: requests.Response) -> None:
@@ -30,8 +30,12 @@ def _api(base_url: str, key: str) -> requests.Session:
 
 
 def _interaction(n: int) -> dict:
-    return {"user": f"outage-user-{n}", "item": "outage-item", "type": "view",
-            "event_id": f"outage-{n}"}
+    return {
+        "user": f"outage-user-{n}",
+        "item": "outage-item",
+        "type": "view",
+        "event_id": f"outage-{n}",
+    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -45,20 +49,31 @@ def test_database_restart_gives_503_then_recovers_without_restart(
     admin = admin_session(base, *staff_credentials)
 
     # Healthy: every kind of page works (and holds a persistent DB connection).
-    assert requests.get(f"{base}/api/v1/health/", timeout=10).json()["database"]["status"] == "up"
+    assert (
+        requests.get(f"{base}/api/v1/health/", timeout=10).json()["database"]["status"]
+        == "up"
+    )
     assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 200
-    assert api.post(f"{base}/api/v1/interactions/", json=_interaction(1), timeout=10).status_code in (200, 201)
+    assert api.post(
+        f"{base}/api/v1/interactions/", json=_interaction(1), timeout=10
+    ).status_code in (200, 201)
     assert admin.get(f"{base}/admin/", timeout=10).status_code == 200
 
     pg_proxy.cut()
     started = time.monotonic()
     during = {
         "api read": api.get(f"{base}/api/v1/items/", timeout=10),
-        "api write": api.post(f"{base}/api/v1/interactions/", json=_interaction(2), timeout=10),
+        "api write": api.post(
+            f"{base}/api/v1/interactions/", json=_interaction(2), timeout=10
+        ),
         "api auth only": api.get(f"{base}/api/v1/users/", timeout=10),
     }
     for what, response in during.items():
-        assert response.status_code == 503, (what, response.status_code, response.text[:300])
+        assert response.status_code == 503, (
+            what,
+            response.status_code,
+            response.text[:300],
+        )
         assert response.headers["Content-Type"].startswith("application/json"), what
         assert response.json()["detail"] == DATABASE_UNAVAILABLE, what
         assert response.headers["Retry-After"] == "5"
@@ -79,7 +94,10 @@ def test_database_restart_gives_503_then_recovers_without_restart(
 
     pg_proxy.restore()
     # The very next requests succeed: gunicorn was not restarted.
-    assert requests.get(f"{base}/api/v1/health/", timeout=10).json()["database"]["status"] == "up"
+    assert (
+        requests.get(f"{base}/api/v1/health/", timeout=10).json()["database"]["status"]
+        == "up"
+    )
     assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 200
     retried = api.post(f"{base}/api/v1/interactions/", json=_interaction(2), timeout=10)
     assert retried.status_code in (200, 201), retried.text[:300]
@@ -100,7 +118,9 @@ def test_outage_in_the_middle_of_a_persistent_connection_is_503_not_500(
     for cycle in range(3):
         assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 200
         pg_proxy.cut()
-        statuses = {api.get(f"{base}/api/v1/items/", timeout=10).status_code for _ in range(3)}
+        statuses = {
+            api.get(f"{base}/api/v1/items/", timeout=10).status_code for _ in range(3)
+        }
         assert statuses == {503}, (cycle, statuses)
         pg_proxy.restore()
     assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 200

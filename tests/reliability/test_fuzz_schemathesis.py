@@ -2,7 +2,7 @@
 
 A bounded, deterministic run (derandomized Hypothesis, fixed seed): with a write key
 and with a read-only key, no response is a 5xx and every documented response conforms
-to the schema. The longer run is `benchmarks/fuzz_schemathesis.py` (docs/reliability.md).
+to the schema. The longer run: `benchmarks/fuzz_schemathesis.py` (docs/reliability.md).
 """
 
 import pytest
@@ -31,7 +31,9 @@ def some_data(transactional_db):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("kind", [ApiKey.Kind.WRITE, ApiKey.Kind.READ_ONLY])
-def test_no_server_error_and_responses_match_the_schema(kind, some_data, redis_of_our_own):
+def test_no_server_error_and_responses_match_the_schema(
+    kind, some_data, redis_of_our_own
+):
     # A private Redis: training and import requests enqueue Celery tasks, which must
     # not reach the shared broker (and another developer's worker).
     _, raw_key = api_key_create(name=f"fuzz-{kind}", kind=kind)

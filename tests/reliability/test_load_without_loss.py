@@ -1,4 +1,4 @@
-"""A small `benchmarks/load_without_loss.py`: concurrent clients, retries, no loss, no double.
+"""A small `benchmarks/load_without_loss.py`: concurrent retries, no loss, no double.
 
 Four clients send 3,000 distinct events through a real gunicorn (two sync workers) on
 the test database, 5 % of them again with the same event_id (whole batches sent twice
@@ -48,8 +48,17 @@ def test_concurrent_retried_batches_store_every_event_exactly_once(
     base = gunicorn_on_test_db.base_url
     create_items(base, write_key, n_items=300, prefix=PREFIX)
     result = run_load(
-        base, write_key, events=EVENTS, clients=4, batch=150, retry_fraction=0.05,
-        seed=7, n_users=500, n_items=300, prefix=PREFIX, max_seconds=120,
+        base,
+        write_key,
+        events=EVENTS,
+        clients=4,
+        batch=150,
+        retry_fraction=0.05,
+        seed=7,
+        n_users=500,
+        n_items=300,
+        prefix=PREFIX,
+        max_seconds=120,
     )
     stored = list(
         Interaction.objects.filter(event_id__startswith=f"{PREFIX}-").values_list(

@@ -1,4 +1,4 @@
-"""A missing or corrupt model artifact, and erasure: end to end through the real services.
+"""Missing or corrupt model artifacts, and erasure: end to end through real services.
 
 Serving must fall back (previous version, else popularity), never answer 500, and say
 so in /api/v1/health/ and in the admin. Deleting a user removes their interactions,
@@ -96,7 +96,9 @@ def test_corrupt_new_version_keeps_serving_the_previous_one(small_data, api_clie
     assert health["model"]["status"] == "fallback"
     assert health["model"]["version"] == first.pk
     assert health["model"]["active_version"] == second.pk
-    assert "checksum" in health["model"]["error"] or "corrupt" in health["model"]["error"]
+    assert (
+        "checksum" in health["model"]["error"] or "corrupt" in health["model"]["error"]
+    )
 
 
 @pytest.mark.django_db
@@ -134,19 +136,24 @@ def test_admin_dashboard_shows_that_the_active_model_cannot_be_loaded(small_data
     version = _train()
     _corrupt(_artifact_dir(version))
     serving.serving_reset()
-    staff = get_user_model().objects.create_user("ops", password="x-Pw-12345", is_staff=True,
-                                                 is_superuser=True)
+    staff = get_user_model().objects.create_user(
+        "ops", password="x-Pw-12345", is_staff=True, is_superuser=True
+    )
     client = Client()
     client.force_login(staff)
     page = client.get("/admin/")
     assert page.status_code == 200
     text = page.content.decode()
     # The operator sees the serving problem where they look first.
-    assert "failed to load" in text, "the dashboard does not show the model load failure"
+    assert "failed to load" in text, (
+        "the dashboard does not show the model load failure"
+    )
 
 
 @pytest.mark.django_db
-def test_deleted_user_is_erased_from_data_and_from_the_next_model(small_data, api_client):
+def test_deleted_user_is_erased_from_data_and_from_the_next_model(
+    small_data, api_client
+):
     from users.models import EndUser
 
     first = _train()
@@ -168,7 +175,9 @@ def test_deleted_user_is_erased_from_data_and_from_the_next_model(small_data, ap
 
 
 @pytest.mark.django_db
-def test_training_that_raises_leaves_the_active_model_serving(small_data, api_client, monkeypatch):
+def test_training_that_raises_leaves_the_active_model_serving(
+    small_data, api_client, monkeypatch
+):
     import recommendations.engine.train as engine_train
 
     user = _a_user_with_history()
@@ -180,7 +189,9 @@ def test_training_that_raises_leaves_the_active_model_serving(small_data, api_cl
     monkeypatch.setattr(engine_train, "train_model", explode)
     from recommendations.services.training import model_version_train_now
 
-    broken = model_version_train_now(trigger=ModelVersion.Trigger.COMMAND, params=dict(FAST_PARAMS))
+    broken = model_version_train_now(
+        trigger=ModelVersion.Trigger.COMMAND, params=dict(FAST_PARAMS)
+    )
     assert broken.status == ModelVersion.Status.FAILED
     assert "simulated" in broken.error
     good.refresh_from_db()
@@ -193,7 +204,9 @@ def test_training_that_raises_leaves_the_active_model_serving(small_data, api_cl
 
 
 @pytest.mark.django_db
-def test_training_whose_worker_was_killed_is_reaped_and_does_not_block(small_data, api_client):
+def test_training_whose_worker_was_killed_is_reaped_and_does_not_block(
+    small_data, api_client
+):
     from datetime import timedelta
 
     from django.utils import timezone

@@ -28,7 +28,10 @@ def small_trained(transactional_db, settings, tmp_path):
     from recommendations.services.demo import demo_data_load
     from recommendations.services.training import model_version_train_now
 
-    settings.RECSITE = {**settings.RECSITE, "ARTIFACTS_DIR": str(tmp_path / "artifacts")}
+    settings.RECSITE = {
+        **settings.RECSITE,
+        "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+    }
     log = synthetic.generate(n_users=60, n_items=50, n_interactions=1500, seed=3)
     demo_data_load(log=log)
     version = model_version_train_now(
@@ -114,7 +117,9 @@ def test_training_requested_while_the_broker_is_down_is_not_lost(
     redis_of_our_own, api_client
 ):
     redis_of_our_own.stop()
-    response, seconds = _timed(lambda: api_client.post("/api/v1/models/train/", {}, format="json"))
+    response, seconds = _timed(
+        lambda: api_client.post("/api/v1/models/train/", {}, format="json")
+    )
     assert response.status_code == 202, response.content[:300]
     assert seconds < MAX_SECONDS_DURING_OUTAGE
     version = ModelVersion.objects.get(pk=response.json()["id"])

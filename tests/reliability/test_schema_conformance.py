@@ -10,12 +10,18 @@ from tests.factories import EndUserFactory, InteractionFactory, ItemFactory
 from tests.reliability.fuzzing import load_schema, validation_errors
 from users.services import api_key_create
 
-BATCH_ENDPOINTS = ["/api/v1/interactions/", "/api/v1/items/bulk/", "/api/v1/users/bulk/"]
+BATCH_ENDPOINTS = [
+    "/api/v1/interactions/",
+    "/api/v1/items/bulk/",
+    "/api/v1/users/bulk/",
+]
 # Each is a 400 under the error contract of common.md, in one of its shapes.
 BAD_BATCHES = {
     "empty list": [],
     "not a list": "not a list",
-    "NUL character": [{"id": "a\u0000b", "user": "a\u0000b", "item": "x", "type": "view"}],
+    "NUL character": [
+        {"id": "a\u0000b", "user": "a\u0000b", "item": "x", "type": "view"}
+    ],
 }
 
 
@@ -32,7 +38,9 @@ def write_headers(db) -> dict:
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", BATCH_ENDPOINTS)
 @pytest.mark.parametrize("body", BAD_BATCHES.values(), ids=BAD_BATCHES.keys())
-def test_batch_endpoint_400_matches_the_documented_400(schema, write_headers, path, body):
+def test_batch_endpoint_400_matches_the_documented_400(
+    schema, write_headers, path, body
+):
     case = schema[path]["POST"].Case(body=body, media_type="application/json")
     response = case.call(headers=write_headers)
     assert response.status_code == 400, response.text[:300]

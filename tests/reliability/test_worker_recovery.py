@@ -27,7 +27,9 @@ def worker_via_proxy(pg_proxy, redis_of_our_own, settings, tmp_path):
     log_path = tmp_path / "worker.log"
     env = {
         "DJANGO_SETTINGS_MODULE": "recsite.settings.test",
-        "DATABASE_URL": database_url(connection.settings_dict, host=LOOPBACK, port=pg_proxy.port),
+        "DATABASE_URL": database_url(
+            connection.settings_dict, host=LOOPBACK, port=pg_proxy.port
+        ),
         "DB_CONNECT_TIMEOUT": "2",
         "REDIS_URL": redis_of_our_own.url,
         "CELERY_BROKER_URL": redis_of_our_own.url,
@@ -39,14 +41,34 @@ def worker_via_proxy(pg_proxy, redis_of_our_own, settings, tmp_path):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "recsite", "worker",
-                "-Q", "default", "-P", "solo", "-c", "1", "-l", "info",
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "recsite",
+                "worker",
+                "-Q",
+                "default",
+                "-P",
+                "solo",
+                "-c",
+                "1",
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
             ],
-            cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-    wait_until(lambda: "ready" in log_path.read_text(errors="replace"), timeout=60,
-               what="the celery worker to be ready")
+    wait_until(
+        lambda: "ready" in log_path.read_text(errors="replace"),
+        timeout=60,
+        what="the celery worker to be ready",
+    )
     yield process, log_path
     process.terminate()
     try:
@@ -61,7 +83,9 @@ def _job_status(pk: int) -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_import_sent_during_a_database_outage_completes_after_it(worker_via_proxy, pg_proxy):
+def test_import_sent_during_a_database_outage_completes_after_it(
+    worker_via_proxy, pg_proxy
+):
     from recommendations.services.imports import import_job_create
 
     process, log_path = worker_via_proxy
@@ -69,23 +93,36 @@ def test_import_sent_during_a_database_outage_completes_after_it(worker_via_prox
     before = import_job_create(
         kind="items", file=ContentFile(b"id,title\nbefore-1,One\n", name="before.csv")
     )
-    wait_until(lambda: _job_status(before.pk) == "done", timeout=60, what="first import")
+    wait_until(
+        lambda: _job_status(before.pk) == "done", timeout=60, what="first import"
+    )
 
     pg_proxy.cut()
     during = import_job_create(  # the row is written directly, not through the proxy
-        kind="items", file=ContentFile(b"id,title\nduring-1,A\nduring-2,B\n", name="during.csv")
+        kind="items",
+        file=ContentFile(b"id,title\nduring-1,A\nduring-2,B\n", name="during.csv"),
     )
     # Let the worker pick the task up and meet the outage.
     wait_until(
-        lambda: "retry" in log_path.read_text(errors="replace").lower()
-        or "OperationalError" in log_path.read_text(errors="replace"),
-        timeout=30, what="the task to meet the outage",
+        lambda: (
+            "retry" in log_path.read_text(errors="replace").lower()
+            or "OperationalError" in log_path.read_text(errors="replace")
+        ),
+        timeout=30,
+        what="the task to meet the outage",
     )
     time.sleep(1)
     pg_proxy.restore()
 
-    wait_until(lambda: _job_status(during.pk) == "done", timeout=90, interval=0.5,
-               what="the import sent during the outage to finish")
-    assert set(Item.objects.filter(external_id__startswith="during-").values_list(
-        "external_id", flat=True)) == {"during-1", "during-2"}
+    wait_until(
+        lambda: _job_status(during.pk) == "done",
+        timeout=90,
+        interval=0.5,
+        what="the import sent during the outage to finish",
+    )
+    assert set(
+        Item.objects.filter(external_id__startswith="during-").values_list(
+            "external_id", flat=True
+        )
+    ) == {"during-1", "during-2"}
     assert process.poll() is None, "the worker died"

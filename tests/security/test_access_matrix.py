@@ -85,7 +85,9 @@ def test_the_schema_lists_the_api():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("method", "path", "operation"), OPERATIONS, ids=_ids(OPERATIONS))
+@pytest.mark.parametrize(
+    ("method", "path", "operation"), OPERATIONS, ids=_ids(OPERATIONS)
+)
 def test_without_a_key_is_401(anon_client, method, path, operation):
     response = _call(anon_client, method, path, operation)
     if (method, path) in ANONYMOUS_ALLOWED:
@@ -113,7 +115,9 @@ def _public_allowed(method: str, path: str) -> bool:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("method", "path", "operation"), OPERATIONS, ids=_ids(OPERATIONS))
+@pytest.mark.parametrize(
+    ("method", "path", "operation"), OPERATIONS, ids=_ids(OPERATIONS)
+)
 def test_public_key_is_limited_to_recommendations_and_interactions(
     public_client, method, path, operation
 ):
@@ -133,7 +137,11 @@ def test_read_only_key_delete_leaves_the_row(read_only_client):
 
     user = EndUserFactory()
     item = ItemFactory()
-    assert read_only_client.delete(f"/api/v1/users/{user.external_id}/").status_code == 403
-    assert read_only_client.delete(f"/api/v1/items/{item.external_id}/").status_code == 403
+    assert (
+        read_only_client.delete(f"/api/v1/users/{user.external_id}/").status_code == 403
+    )
+    assert (
+        read_only_client.delete(f"/api/v1/items/{item.external_id}/").status_code == 403
+    )
     user.refresh_from_db()
     item.refresh_from_db()

@@ -44,7 +44,9 @@ def _manage(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def test_check_deploy_with_production_settings_has_no_warnings():
-    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=_production_env())
+    result = _manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=_production_env()
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout, result.stdout + result.stderr
 
@@ -65,7 +67,13 @@ def test_production_settings_can_be_told_a_proxy_redirects_already():
     )
     on = _manage("shell", "--no-imports", "-c", code, env=_production_env())
     assert on.stdout.split() == ["True", "31536000", "True"], on.stderr
-    off = _manage("shell", "--no-imports", "-c", code, env=_production_env(SECURE_SSL_REDIRECT="0"))
+    off = _manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        code,
+        env=_production_env(SECURE_SSL_REDIRECT="0"),
+    )
     assert off.stdout.split()[0] == "False", off.stderr
 
 

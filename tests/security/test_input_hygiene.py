@@ -1,4 +1,4 @@
-"""Bodies too large, NUL bytes and lone surrogates: a clear 4xx before any parser or query."""
+"""Bodies too large, NUL bytes, lone surrogates: a clear 4xx before parsing or SQL."""
 
 import json
 
@@ -74,7 +74,9 @@ def test_legitimate_unicode_passes_the_guard(api_client, text):
     assert response.status_code == 200
     assert response.json() == {"received": {"id": text}}
     escaped = json.dumps({"id": text}, ensure_ascii=True).encode()
-    assert _post_raw(api_client, ECHO_POST, escaped).json() == {"received": {"id": text}}
+    assert _post_raw(api_client, ECHO_POST, escaped).json() == {
+        "received": {"id": text}
+    }
 
 
 @pytest.mark.django_db
@@ -91,7 +93,10 @@ def test_nul_in_path_or_query_is_400(api_client, url):
     response = api_client.get(url)
     assert response.status_code == 400
     if url.startswith("/api/"):
-        assert response.json() == {"detail": NUL_CHARACTER, "code": "invalid_characters"}
+        assert response.json() == {
+            "detail": NUL_CHARACTER,
+            "code": "invalid_characters",
+        }
     else:
         assert response.content.decode() == NUL_CHARACTER
 

@@ -1,4 +1,4 @@
-"""API keys: hashed at rest, refused when wrong or revoked; the admin needs staff; throttling."""
+"""API keys hashed at rest, refused when wrong or revoked; admin needs staff; 429s."""
 
 import uuid
 
@@ -27,7 +27,9 @@ def _rows_text() -> str:
 
 @pytest.mark.django_db
 def test_database_holds_no_raw_key():
-    keys = [api_key_create(name=f"k{kind}", kind=kind)[1] for kind in ApiKey.Kind.values]
+    keys = [
+        api_key_create(name=f"k{kind}", kind=kind)[1] for kind in ApiKey.Kind.values
+    ]
     stored = _rows_text()
     for raw_key in keys:
         assert raw_key not in stored
@@ -83,7 +85,9 @@ def test_no_key_is_401(anon_client):
 def test_admin_needs_staff():
     user_model = get_user_model()
     plain = user_model.objects.create_user("plain", password="pw-123456-x")
-    staff = user_model.objects.create_user("staff", password="pw-123456-x", is_staff=True)
+    staff = user_model.objects.create_user(
+        "staff", password="pw-123456-x", is_staff=True
+    )
     anonymous = Client().get("/admin/")
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
     client = Client()

@@ -1,4 +1,4 @@
-"""Limits (n, batch size, page size, body size) and hostile text in ids, filters, bodies.
+"""Limits (n, batch, page and body size) and hostile text in ids, filters and bodies.
 
 Every GET operation of the OpenAPI document that takes a path id or a string filter
 gets each hostile value; the answer must be a 2xx/4xx JSON body, never a 5xx, and the
@@ -44,7 +44,9 @@ HOSTILE = {
 }
 STORABLE = {name: value for name, value in HOSTILE.items() if "\x00" not in value}
 # Ids may not contain "/" (see test_ids_with_a_slash_are_refused_with_a_field_error).
-STORABLE_IDS = {name: value for name, value in STORABLE.items() if "/" not in value[:255]}
+STORABLE_IDS = {
+    name: value for name, value in STORABLE.items() if "/" not in value[:255]
+}
 
 
 def _get_operations() -> list[tuple[str, list[str], list[str]]]:
@@ -60,7 +62,8 @@ def _get_operations() -> list[tuple[str, list[str], list[str]]]:
         query_names = [
             p["name"]
             for p in parameters
-            if p["in"] == "query" and p.get("schema", {}).get("type") in ("string", "array")
+            if p["in"] == "query"
+            and p.get("schema", {}).get("type") in ("string", "array")
         ]
         if path_names or query_names:
             found.append((path, path_names, query_names))
@@ -77,7 +80,11 @@ def _fill(path: str, names: list[str], value: str) -> str:
 
 
 def _assert_harmless(response, what) -> None:
-    assert response.status_code < 500, (what, response.status_code, response.content[:300])
+    assert response.status_code < 500, (
+        what,
+        response.status_code,
+        response.content[:300],
+    )
     assert response["Content-Type"].startswith("application/json"), what
     body = response.content.decode()
     assert "Traceback" not in body and "psycopg2" not in body, what
@@ -118,7 +125,9 @@ def test_hostile_ids_and_filters_are_harmless(api_client, some_rows, name):
             if "\x00" in value:
                 assert response.status_code == 400
                 assert response.json()["detail"] == NUL_CHARACTER
-        concrete = _fill(path, path_names, "victim" if "item" not in path else "victim-item")
+        concrete = _fill(
+            path, path_names, "victim" if "item" not in path else "victim-item"
+        )
         for query in query_names:
             response = api_client.get(concrete, {query: value})
             _assert_harmless(response, (name, concrete, query))
@@ -132,17 +141,26 @@ def test_hostile_ids_and_filters_are_harmless(api_client, some_rows, name):
 def test_hostile_text_round_trips_through_batch_endpoints(api_client, name):
     value = STORABLE_IDS[name][:255]
     users = api_client.post(
-        "/api/v1/users/bulk/", [{"id": value, "attributes": {"note": value[:1000]}}], format="json"
+        "/api/v1/users/bulk/",
+        [{"id": value, "attributes": {"note": value[:1000]}}],
+        format="json",
     )
     _assert_harmless(users, name)
-    items = api_client.post("/api/v1/items/bulk/", [{"id": value, "title": value}], format="json")
+    items = api_client.post(
+        "/api/v1/items/bulk/", [{"id": value, "title": value}], format="json"
+    )
     _assert_harmless(items, name)
-    assert users.status_code == 201 and items.status_code == 201, (users.json(), items.json())
+    assert users.status_code == 201 and items.status_code == 201, (
+        users.json(),
+        items.json(),
+    )
     stored = EndUser.objects.get(external_id=value)
     assert stored.attributes["note"] == value[:1000]
     assert Item.objects.get(external_id=value).title == value[:500]
     interaction = api_client.post(
-        "/api/v1/interactions/", {"user": value, "item": value, "type": "view"}, format="json"
+        "/api/v1/interactions/",
+        {"user": value, "item": value, "type": "view"},
+        format="json",
     )
     assert interaction.status_code == 201, interaction.json()
     detail = api_client.get(f"/api/v1/users/{quote(value, safe='')}/")
@@ -157,7 +175,10 @@ def test_every_accepted_id_is_addressable(api_client, value):
     items = api_client.post("/api/v1/items/bulk/", [{"id": value}], format="json")
     encoded = quote(value, safe="")
     for response, urls in (
-        (users, [f"/api/v1/users/{encoded}/", f"/api/v1/users/{encoded}/recommendations/"]),
+        (
+            users,
+            [f"/api/v1/users/{encoded}/", f"/api/v1/users/{encoded}/recommendations/"],
+        ),
         (items, [f"/api/v1/items/{encoded}/", f"/api/v1/items/{encoded}/similar/"]),
     ):
         if response.status_code == 400:
@@ -206,7 +227,12 @@ def test_session_n_is_capped_at_100(api_client, some_rows):
     url = "/api/v1/recommendations/session/"
     ok = api_client.post(url, {"items": ["victim-item"], "n": 100}, format="json")
     assert ok.status_code == 200, ok.content[:300]
-    assert api_client.post(url, {"items": ["victim-item"], "n": 101}, format="json").status_code == 400
+    assert (
+        api_client.post(
+            url, {"items": ["victim-item"], "n": 101}, format="json"
+        ).status_code
+        == 400
+    )
 
 
 @pytest.mark.django_db
@@ -227,7 +253,8 @@ def test_batches_are_capped_at_10000_rows(api_client, some_rows, url, row):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "url", ["/api/v1/items/", "/api/v1/users/", "/api/v1/users/bulk-owner/interactions/"]
+    "url",
+    ["/api/v1/items/", "/api/v1/users/", "/api/v1/users/bulk-owner/interactions/"],
 )
 def test_page_size_is_capped(api_client, url):
     owner = EndUserFactory(external_id="bulk-owner")
