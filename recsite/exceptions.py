@@ -27,12 +27,18 @@ CONFLICT = "The request conflicts with data stored at the same time; retry."
 BAD_REQUEST = "The request is malformed."
 NUL_CHARACTER = "Text may not contain NUL (\\x00) characters."
 TOO_DEEP = "The JSON body is nested too deeply."
+LONE_SURROGATE = "Text may not contain unpaired UTF-16 surrogates (\\ud800-\\udfff)."
 
 
 def _is_nul_error(exc: BaseException) -> bool:
     # psycopg2 refuses NUL in a query parameter with a plain ValueError, before the
     # query reaches PostgreSQL (which rejects \x00 in text and \u0000 in jsonb).
     return isinstance(exc, ValueError) and "NUL (0x00)" in str(exc)
+
+
+def _is_surrogate_error(exc: BaseException) -> bool:
+    # An unpaired surrogate cannot be encoded to UTF-8 for the database.
+    return isinstance(exc, UnicodeEncodeError) and "surrogates not allowed" in str(exc)
 
 
 def _is_broker_error(exc: BaseException) -> bool:
@@ -83,6 +89,10 @@ def database_or_input_error_response(exc: BaseException) -> Response | None:
     if _is_nul_error(exc):
         return _json_error(
             NUL_CHARACTER, "invalid_characters", status.HTTP_400_BAD_REQUEST
+        )
+    if _is_surrogate_error(exc):
+        return _json_error(
+            LONE_SURROGATE, "invalid_characters", status.HTTP_400_BAD_REQUEST
         )
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc)

@@ -49,6 +49,9 @@ def test_body_over_the_limit_is_413_even_unauthenticated(anon_client):
         (b'{"id": "\\ud800"}', LONE_SURROGATE),
         (b'{"id": "x\\udfff"}', LONE_SURROGATE),
         (b'{"id": "\\ud83d\\ude00\\ude00"}', LONE_SURROGATE),
+        # A literal backslash then "ud800", then a real lone low surrogate.
+        (b'{"id": "\\\\ud800\\udc00"}', LONE_SURROGATE),
+        (b'{"id": "\\\\\\u0000"}', NUL_CHARACTER),
     ],
 )
 def test_text_postgresql_cannot_store_is_400(api_client, body, message):
