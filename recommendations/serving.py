@@ -831,20 +831,23 @@ def _options(**kwargs) -> ListOptions:
     return ListOptions(**kwargs)
 
 
-def _history_arrays(item_pks: list[int], type_pks: list[int]):
-    """(recent item pks, their signed type weights, every recently seen item pk)."""
+def _history_arrays(item_pks: list[int], type_pks: list[int], times: list[float]):
+    """(recent item pks, signed type weights, unix times, every recently seen pk)."""
     weights = _type_weights()
     items = np.asarray(item_pks[:HISTORY_LIMIT], dtype=np.int64)
     w = np.asarray(
         [weights.get(t, 1.0) for t in type_pks[:HISTORY_LIMIT]], dtype=np.float32
     )
-    return items, w, np.unique(np.asarray(item_pks, dtype=np.int64))
+    ts = np.asarray(times[:HISTORY_LIMIT], dtype=np.float64)
+    return items, w, ts, np.unique(np.asarray(item_pks, dtype=np.int64))
 
 
-def user_history(user_pk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(recent item pks, their signed type weights, every recently seen item pk)."""
+def user_history(user_pk: int):
+    """(recent item pks, signed type weights, unix times, every recently seen pk)."""
     rows = db.user_recent_interactions(user_pk, limit=SEEN_LIMIT)
-    return _history_arrays([r[0] for r in rows], [r[1] for r in rows])
+    return _history_arrays(
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    )
 
 
 def recommend_for_user(
@@ -875,9 +878,10 @@ def recommend_for_user(
     user = db.end_user_with_history(user_external_id, limit=SEEN_LIMIT)
     history = np.zeros(0, dtype=np.int64)
     weights = np.zeros(0, dtype=np.float32)
+    times = np.zeros(0, dtype=np.float64)
     seen = np.zeros(0, dtype=np.int64)
     if user is not None:
-        history, weights, seen = _history_arrays(user[2], user[3])
+        history, weights, times, seen = _history_arrays(user[2], user[3], user[4])
     base_exclude = () if include_seen else seen.tolist()
     if model is None:
         source = _db_popular_source(category=category, tag=tag)
@@ -894,6 +898,9 @@ def recommend_for_user(
                 user_pk=user_pk,
                 history_item_pks=history,
                 history_weights=weights,
+                # Recency: older rows count less, rows newer than the training
+                # data move even a known user's vector (engine, recency_half_life).
+                history_timestamps=times,
                 user_attributes=attributes,
                 k=k,
                 exclude_item_pks=exclude_pks,

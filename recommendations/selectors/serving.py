@@ -59,40 +59,46 @@ def end_user_row(external_id: str) -> tuple[int, dict] | None:
 
 def end_user_with_history(
     external_id: str, *, limit: int
-) -> tuple[int, dict, list[int], list[int]] | None:
-    """(pk, attributes, item pks, type pks) of a user and their newest interactions.
+) -> tuple[int, dict, list[int], list[int], list[float]] | None:
+    """(pk, attributes, item pks, type pks, unix times) of a user's newest interactions.
 
     One round trip: the history comes from the (user, -timestamp) index.
     """
     user = EndUser._meta.db_table
     t = _tables()
+    newest = (
+        f"FROM {t['interaction']} x WHERE x.user_id = u.id "
+        f"ORDER BY x.timestamp DESC, x.id DESC LIMIT %s"
+    )
     sql = (
         f"SELECT u.id, u.attributes, "
-        f"ARRAY(SELECT x.item_id FROM {t['interaction']} x WHERE x.user_id = u.id "
-        f"ORDER BY x.timestamp DESC, x.id DESC LIMIT %s), "
-        f"ARRAY(SELECT x.type_id FROM {t['interaction']} x WHERE x.user_id = u.id "
-        f"ORDER BY x.timestamp DESC, x.id DESC LIMIT %s) "
+        f"ARRAY(SELECT x.item_id {newest}), "
+        f"ARRAY(SELECT x.type_id {newest}), "
+        f"ARRAY(SELECT extract(epoch FROM x.timestamp)::float8 {newest}) "
         f"FROM {user} u WHERE u.external_id = %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [int(limit), int(limit), external_id])
+        cursor.execute(sql, [int(limit), int(limit), int(limit), external_id])
         row = cursor.fetchone()
     if row is None:
         return None
     attributes = row[1]
     if isinstance(attributes, (str, bytes)):
         attributes = json.loads(attributes)
-    return row[0], attributes or {}, list(row[2]), list(row[3])
+    return row[0], attributes or {}, list(row[2]), list(row[3]), list(row[4])
 
 
-def user_recent_interactions(user_pk: int, *, limit: int) -> list[tuple[int, int]]:
-    """(item pk, type pk) of the user's latest interactions, newest first."""
+def user_recent_interactions(
+    user_pk: int, *, limit: int
+) -> list[tuple[int, int, float]]:
+    """(item pk, type pk, unix time) of the user's latest interactions, newest first."""
     # order_by matches the (user, -timestamp) index so this is an index scan.
-    return list(
+    rows = (
         Interaction.objects.filter(user_id=user_pk)
-        .order_by("-timestamp")
-        .values_list("item_id", "type_id")[:limit]
+        .order_by("-timestamp", "-id")
+        .values_list("item_id", "type_id", "timestamp")[:limit]
     )
+    return [(item, kind, when.timestamp()) for item, kind, when in rows]
 
 
 def interaction_type_weights() -> dict[int, float]:
