@@ -359,6 +359,11 @@ def run_training_speed(args) -> None:
     result = train_model(data, config)
     pipeline_s, pipeline_cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"pipeline {pipeline_s:.1f} s (cpu {pipeline_cpu:.1f} s)", flush=True)
+    if args.save:
+        from recommendations.engine.artifacts import save_artifacts
+
+        save_artifacts(result.bundle, args.save)
+        print(f"saved the bundle to {args.save}", flush=True)
     for key, value in result.timings.items():
         print(f"  {key}: {value:.2f}", flush=True)
     threads = int(result.params.get("chosen", {}).get("num_threads", 0)) or (
@@ -468,6 +473,245 @@ def write_training_speed(
     replace_section(key, "\n".join(lines))
 
 
+def run_ann_recall(args) -> None:
+    """hnswlib recall@50 vs brute force, and serving latency, per (M, ef)."""
+    import hnswlib
+
+    from recommendations.engine.ann import (
+        LEGACY_FORMAT,
+        augment_items,
+        mips_items,
+        query_vector,
+    )
+    from recommendations.engine.artifacts import load_artifacts
+
+    pin_single_blas_thread()
+    if args.bundle:
+        bundle = load_artifacts(args.bundle, mmap=False)
+    else:
+        log = synthetic.generate(
+            n_users=args.users,
+            n_items=args.items,
+            n_interactions=args.interactions,
+            seed=args.seed,
+        )
+        config = TrainConfig(
+            components=args.components, max_epochs=args.epochs, search=False
+        )
+        bundle = train_model(synthetic.to_training_data(log), config).bundle
+    emb = np.asarray(bundle.item_embeddings, np.float32)
+    bias = np.asarray(bundle.item_biases, np.float32)
+    plain = augment_items(emb, bias)
+    n_items = plain.shape[0]
+    rng = np.random.default_rng(args.seed)
+    users = rng.choice(bundle.n_users, size=min(1000, bundle.n_users), replace=False)
+    queries = np.hstack(
+        [
+            np.asarray(bundle.user_embeddings[users], np.float32),
+            np.ones((users.size, 1), np.float32),
+        ]
+    )
+    exact = np.argsort(-(queries @ plain.T), axis=1)[:, :50]
+    # similar_items asks the index with [v / |v|, 0]: exact cosine neighbours
+    items = rng.choice(n_items, size=500, replace=False)
+    unit = emb / (np.linalg.norm(emb, axis=1, keepdims=True) + 1e-9)
+    cos = unit[items] @ unit.T
+    cos[np.arange(items.size), items] = -np.inf
+    exact_cos = np.argsort(-cos, axis=1)[:, :50]
+    item_queries = np.hstack([unit[items], np.zeros((items.size, 1), np.float32)])
+    candidates = int(bundle.params.get("ann_candidates", 300))
+    rows = []
+    for fmt in args.ann_formats.split(","):
+        data = plain if fmt == LEGACY_FORMAT else mips_items(emb, bias)
+        space = "ip" if fmt == LEGACY_FORMAT else "cosine"
+        for m in [int(v) for v in args.ann_m.split(",")]:
+            index = hnswlib.Index(space=space, dim=data.shape[1])
+            index.init_index(
+                max_elements=n_items,
+                ef_construction=int(bundle.params.get("ann_ef_construction", 200)),
+                M=m,
+                random_seed=args.seed,
+            )
+            t0 = time.perf_counter()
+            index.add_items(data, np.arange(n_items), num_threads=os.cpu_count() or 1)
+            build_s = time.perf_counter() - t0
+            index.set_num_threads(1)
+            for ef in [int(v) for v in args.ann_ef.split(",")]:
+                index.set_ef(ef)
+                times, pool_times = [], []
+                recall, recall_pool, recall_cos = [], [], []
+                for q, truth in zip(queries, exact):
+                    q = query_vector(q, index.dim)[None, :]
+                    t = time.perf_counter()
+                    labels, _ = index.knn_query(q, k=50, num_threads=1)
+                    times.append(time.perf_counter() - t)
+                    recall.append(np.isin(truth, labels[0]).mean())
+                    t = time.perf_counter()
+                    pool, _ = index.knn_query(q, k=candidates, num_threads=1)
+                    pool_times.append(time.perf_counter() - t)
+                    recall_pool.append(np.isin(truth, pool[0]).mean())
+                for q, truth in zip(item_queries, exact_cos):
+                    q = query_vector(q, index.dim)[None, :]
+                    pool, _ = index.knn_query(q, k=candidates, num_threads=1)
+                    recall_cos.append(np.isin(truth, pool[0]).mean())
+                row = {
+                    "format": fmt,
+                    "M": m,
+                    "ef": ef,
+                    "build_s": build_s,
+                    "recall50": float(np.mean(recall)),
+                    "recall50_p5": float(np.percentile(recall, 5)),
+                    "pool_recall50": float(np.mean(recall_pool)),
+                    "similar_pool_recall50": float(np.mean(recall_cos)),
+                    "query_ms": float(np.median(times) * 1e3),
+                    "query_p95_ms": float(np.percentile(times, 95) * 1e3),
+                    "pool_ms": float(np.median(pool_times) * 1e3),
+                }
+                rows.append(row)
+                print(
+                    "  ".join(
+                        f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in row.items()
+                    ),
+                    flush=True,
+                )
+    rows += serving_latency(bundle, users)
+    brute = []
+    for q in queries[:200]:
+        t = time.perf_counter()
+        s = plain @ q
+        np.argpartition(-s, 49)[:50]
+        brute.append(time.perf_counter() - t)
+    brute_ms = float(np.median(brute) * 1e3)
+    print(f"brute force top-50: median {brute_ms:.3f} ms", flush=True)
+    if args.label:
+        write_ann_section(args, bundle, rows, brute_ms, candidates)
+
+
+def serving_latency(bundle, users: np.ndarray) -> list[dict]:
+    """Recommender requests through the bundle's index vs a brute-force twin."""
+    import dataclasses
+
+    from recommendations.engine.ann import ANN_FORMAT, build_index
+
+    if bundle.ann_index is None:
+        config = TrainConfig.from_dict(bundle.params)
+        bundle.ann_index = build_index(
+            bundle.item_embeddings, bundle.item_biases, config, os.cpu_count() or 1
+        )
+        bundle.blend["ann_format"] = ANN_FORMAT
+    with_ann = Recommender(bundle)
+    brute = Recommender(dataclasses.replace(bundle, ann_index=None))
+    rng = np.random.default_rng(1)
+    history_of = {}
+    for u in users[:300]:
+        # a plausible history: a few items near the user's own taste
+        scores = bundle.item_embeddings @ bundle.user_embeddings[u]
+        top = np.argsort(-scores)[:50]
+        history_of[int(u)] = bundle.item_pks[rng.choice(top, 8, replace=False)]
+    out = []
+    for label, call in (
+        (
+            "recommend (known user)",
+            lambda rec, u, h: rec.recommend(
+                user_pk=int(bundle.user_pks[u]),
+                history_item_pks=h,
+                k=10,
+                exclude_item_pks=h,
+            ),
+        ),
+        (
+            "recommend (fold-in)",
+            lambda rec, u, h: rec.recommend(
+                user_pk=None, history_item_pks=h, k=10, exclude_item_pks=h
+            ),
+        ),
+        (
+            "similar_items",
+            lambda rec, u, h: rec.similar_items(item_pk=int(h[0]), k=10),
+        ),
+    ):
+        times, same = [], []
+        for u, h in history_of.items():
+            t = time.perf_counter()
+            a = call(with_ann, u, h)
+            times.append(time.perf_counter() - t)
+            b = call(brute, u, h)
+            same.append(float(np.isin(a.item_pks, b.item_pks).mean()))
+        times = np.array(times[20:]) * 1e3
+        row = {
+            "request": label,
+            "median_ms": float(np.median(times)),
+            "p95_ms": float(np.percentile(times, 95)),
+            "same_top10": float(np.mean(same)),
+        }
+        print(row, flush=True)
+        out.append(row)
+    return out
+
+
+def write_ann_section(args, bundle, rows, brute_ms, candidates) -> None:
+    """Replace the ANN section of the docs."""
+    key = f"ANN recall: {args.label}"
+    command = ".venv/bin/python benchmarks/quality.py " + " ".join(sys.argv[1:])
+    lines = [
+        f"<!-- run: {key} -->",
+        (
+            f"#### {args.label}: {bundle.n_items:,} items x {bundle.dim} dims "
+            "(+ bias), 1,000 user queries"
+        ),
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}  ",
+        (
+            f"Date: {dt.date.today().isoformat()}; ef_construction "
+            f"{bundle.params.get('ann_ef_construction', 200)}, one query thread"
+        ),
+        "",
+        (
+            "| index | M | ef | recall@50 | 5th pct | top-50 within the "
+            f"{candidates} candidates | similar-items cosine top-50 within them | "
+            f"query k=50 median / p95 ms | query k={candidates} median ms | build s |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "format" not in r:
+            continue
+        lines.append(
+            f"| {r['format']} | {r['M']} | {r['ef']} | {r['recall50']:.3f} | "
+            f"{r['recall50_p5']:.2f} | {r['pool_recall50']:.3f} | "
+            f"{r['similar_pool_recall50']:.3f} | {r['query_ms']:.3f} / "
+            f"{r['query_p95_ms']:.3f} | {r['pool_ms']:.3f} | {r['build_s']:.0f} |"
+        )
+    lines += [
+        "",
+        (
+            "Whole `Recommender` requests with the bundle's own index (k=10, one "
+            "thread, history and exclusions):"
+        ),
+        "",
+        "| request | median ms | p95 ms | top-10 identical to brute force |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        if "request" in r:
+            lines.append(
+                f"| {r['request']} | {r['median_ms']:.3f} | {r['p95_ms']:.3f} | "
+                f"{r['same_top10']:.3f} |"
+            )
+    lines += [
+        "",
+        (
+            f"Brute force (numpy, one thread) top-50 over the same items: median "
+            f"{brute_ms:.2f} ms."
+        ),
+        f"<!-- end: {key} -->",
+        "",
+    ]
+    replace_section(key, "\n".join(lines))
+
+
 def config_text(args, threads: int, epochs: int) -> str:
     """One line describing the fixed training parameters."""
     return (
@@ -484,6 +728,7 @@ def main() -> None:
     source.add_argument("--movielens", metavar="DIR")
     source.add_argument("--serving-speed", action="store_true")
     source.add_argument("--training-speed", action="store_true")
+    source.add_argument("--ann-recall", action="store_true")
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--items", type=int, default=3000)
     parser.add_argument("--interactions", type=int, default=100_000)
@@ -493,11 +738,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="0: engine default")
     parser.add_argument("--label", default="", help="write the result to the docs")
+    parser.add_argument("--save", metavar="DIR", help="training speed: save the bundle")
+    parser.add_argument("--bundle", metavar="DIR", help="ANN recall: a saved bundle")
+    parser.add_argument("--ann-m", default="16,32", help="ANN recall: M values")
+    parser.add_argument(
+        "--ann-formats", default="ip,mips-cosine", help="ANN recall: index formats"
+    )
+    parser.add_argument(
+        "--ann-ef", default="50,64,100,128,200,300", help="ANN recall: ef values"
+    )
     args = parser.parse_args()
     if args.serving_speed:
         run_serving_speed(args)
     elif args.training_speed:
         run_training_speed(args)
+    elif args.ann_recall:
+        run_ann_recall(args)
     else:
         run_quality(args)
 

@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         "setup": {},
     }
     ctx.say(
-        f"recsite benchmark: scale {ctx.scale.as_dict()}, sections {','.join(ctx.sections)}"
+        f"recsite benchmark: scale {ctx.scale.as_dict()}, "
+        f"sections {','.join(ctx.sections)}"
     )
     ctx.say(f"log: {ctx.log_path}")
     setup = ctx.results["setup"]

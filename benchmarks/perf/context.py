@@ -96,7 +96,7 @@ class Context:
         return section in self.sections
 
     def django_env(self, **extra: str) -> dict[str, str]:
-        """Environment of every Django process of the run (server, children, manage.py)."""
+        """Environment of every Django process of the run (server, children)."""
         env = dict(os.environ)
         env.update(
             DJANGO_SETTINGS_MODULE="recsite.settings.base",

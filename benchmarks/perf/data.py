@@ -28,7 +28,7 @@ def iso_timestamps(ts: np.ndarray) -> np.ndarray:
 def interaction_records(
     log, start: int, stop: int, iso: np.ndarray | None = None
 ) -> list[dict]:
-    """Interaction rows [start, stop) as API records (client ids, type name, ISO time)."""
+    """Rows [start, stop) as API records (client ids, type name, ISO time)."""
     if iso is None:
         iso = iso_timestamps(log.timestamp)
     users, items, names = log.users, log.items, log.type_names

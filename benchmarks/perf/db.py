@@ -1,4 +1,4 @@
-"""The benchmark's own PostgreSQL database: created, migrated and dropped by the script."""
+"""The benchmark's own PostgreSQL database: created, migrated and dropped by it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 def server_url() -> str:
-    """The project's DATABASE_URL (the benchmark uses another database on that server)."""
+    """The project's DATABASE_URL (the benchmark uses another database there)."""
     return os.environ.get("DATABASE_URL") or DEFAULT_URL
 
 
@@ -102,7 +102,7 @@ def migrate(env: dict[str, str], log_path: Path) -> None:
 
 
 def connect(url: str):
-    """A plain psycopg2 connection to the benchmark database (for baselines and counts)."""
+    """A plain psycopg2 connection to the benchmark database (baselines, counts)."""
     return psycopg2.connect(dsn(url))
 
 

@@ -39,7 +39,9 @@ def blas_info() -> str:
         from threadpoolctl import threadpool_info
 
         parts = [
-            f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}".strip()
+            " ".join(
+                str(i.get(k) or "") for k in ("internal_api", "version", "architecture")
+            ).strip()
             for i in threadpool_info()
             if i.get("user_api") == "blas"
         ]

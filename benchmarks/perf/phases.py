@@ -101,7 +101,7 @@ def setup_django(ctx: Context) -> None:
 
 
 def create_keys(ctx: Context) -> None:
-    """One write key (ingestion) and one read-only key (serving) in the bench database."""
+    """A write key (ingestion) and a read-only key (serving) in the bench database."""
     from users.services import api_key_create
 
     _, ctx.write_key = api_key_create(name="bench-write", kind="write")
@@ -200,7 +200,8 @@ def _copy_into(ctx: Context, table: str, buf) -> float:
         with conn.cursor() as cur, stats.timer() as t:
             buf.seek(0)
             cur.copy_expert(
-                f"COPY {table} (user_id, item_id, type_id, value, timestamp, created_at) "
+                f"COPY {table} "
+                "(user_id, item_id, type_id, value, timestamp, created_at) "
                 "FROM STDIN",
                 buf,
             )
@@ -218,7 +219,7 @@ def interaction_count(ctx: Context) -> int:
 
 
 def load_interactions_fallback(ctx: Context) -> dict:
-    """Without measuring ingestion: the seed loader's COPY path, so later phases have data."""
+    """Not measuring ingestion: the seed loader's COPY path gives later phases data."""
     from recommendations.services.interactions import interaction_copy_many
 
     log = ctx.log
@@ -240,7 +241,8 @@ def load_interactions_fallback(ctx: Context) -> dict:
 def phase_ingest(ctx: Context) -> dict:
     """POST batches of 1,000 from 4 clients; baseline: COPY of the same rows."""
     target = (
-        f"≥ {INGEST_TARGET_EPS:,} events/s stored with batches of {ctx.batch_size:,} from "
+        f"≥ {INGEST_TARGET_EPS:,} events/s stored with batches of "
+        f"{ctx.batch_size:,} from "
         f"{ctx.ingest_clients} concurrent clients (baseline: raw COPY of the same rows)"
     )
     if not _url_exists("/api/v1/interactions/"):
@@ -265,7 +267,8 @@ def phase_ingest(ctx: Context) -> dict:
     api_eps = stored / result.duration_s if result.duration_s else 0.0
     del bodies
     ctx.say(
-        f"ingest: {stored:,} rows stored in {result.duration_s:.1f}s = {api_eps:,.0f}/s "
+        f"ingest: {stored:,} rows stored in {result.duration_s:.1f}s = "
+        f"{api_eps:,.0f}/s "
         f"({result.bad} non-2xx: {result.bad_statuses[:80]})"
     )
 
@@ -277,13 +280,16 @@ def phase_ingest(ctx: Context) -> dict:
     with conn.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}")
         cur.execute(
-            f"CREATE TABLE {COPY_TABLE} (LIKE recommendations_interaction INCLUDING ALL)"
+            f"CREATE TABLE {COPY_TABLE} "
+            "(LIKE recommendations_interaction INCLUDING ALL)"
         )
         # the real table's foreign keys too, so COPY pays the same checks
         cur.execute(
             f"ALTER TABLE {COPY_TABLE} "
-            "ADD FOREIGN KEY (user_id) REFERENCES users_enduser (id) DEFERRABLE INITIALLY DEFERRED, "
-            "ADD FOREIGN KEY (item_id) REFERENCES items_item (id) DEFERRABLE INITIALLY DEFERRED, "
+            "ADD FOREIGN KEY (user_id) REFERENCES users_enduser (id) "
+            "DEFERRABLE INITIALLY DEFERRED, "
+            "ADD FOREIGN KEY (item_id) REFERENCES items_item (id) "
+            "DEFERRABLE INITIALLY DEFERRED, "
             "ADD FOREIGN KEY (type_id) REFERENCES recommendations_interactiontype (id) "
             "DEFERRABLE INITIALLY DEFERRED"
         )
@@ -336,7 +342,8 @@ def phase_ingest(ctx: Context) -> dict:
             f"{('(' + result.bad_statuses[:100] + ')') if result.bad else ''}; "
             f"rows stored counted in the database after the run "
             f"({'all' if complete else 'NOT all'} {ctx.log.n_rows:,} rows).",
-            f"For scale: Gorse publishes ≈ {GORSE_MS_PER_1000:.0f} ms per 1,000-row insert; "
+            f"For scale: Gorse publishes ≈ {GORSE_MS_PER_1000:.0f} ms per 1,000-row "
+            "insert; "
             f"here one 1,000-row batch takes {result.p50_ms:.0f} ms (p50) with "
             f"{ctx.ingest_clients} batches in flight.",
         ],
@@ -349,7 +356,7 @@ def phase_ingest(ctx: Context) -> dict:
 
 @guarded("extract")
 def phase_extract(ctx: Context, repeats: int = 3) -> dict:
-    """The training extraction function vs a bare COPY of the same rows to the client."""
+    """The training extraction function vs a bare COPY of the same rows."""
     import io
 
     from django.db import connection
@@ -439,7 +446,7 @@ def phase_extract(ctx: Context, repeats: int = 3) -> dict:
 
 
 def _run_child(ctx: Context, *args: str, timeout: float = 6 * 3600) -> dict:
-    """Run `run.py --child ...` and return its JSON result (plus peak RSS of the child)."""
+    """Run `run.py --child ...` and return its JSON result."""
     cmd = ctx.child_cmd(*args)
     env = ctx.django_env(
         OPENBLAS_NUM_THREADS=str(ctx.train_threads),
@@ -554,7 +561,8 @@ def phase_train(ctx: Context) -> dict:
         out["profile"] = res["profile"]
     if ctx.with_search:
         ctx.say(
-            f"train: pipeline WITH hyper-parameter search (budget {ctx.search_budget_s:g}s)"
+            "train: pipeline WITH hyper-parameter search "
+            f"(budget {ctx.search_budget_s:g}s)"
         )
         try:
             s = _run_child(
@@ -625,7 +633,7 @@ def child_train(params: dict, bare: bool, profile: bool) -> dict:
 
 
 def _bare_fit(version) -> dict:
-    """LightFM `fit` alone on the matrix and features the pipeline built, same params."""
+    """LightFM `fit` alone on the matrix and features the pipeline builds."""
     from lightfm import LightFM
 
     from recommendations.engine import train as engine_train
@@ -640,12 +648,16 @@ def _bare_fit(version) -> dict:
     epochs = int(chosen.get("epochs") or config.max_epochs)
     data = training_snapshot().data
     x = build_matrix(data, half_life_days=config.half_life_days).matrix
+    item_kw = {}
+    if hasattr(config, "text_max_words_per_item"):  # same features as train_model
+        item_kw["text_max_words"] = config.text_max_words_per_item
     item_fz = ItemFeaturizer.fit(
         data.items,
         identity_share=config.item_identity_share,
         text_max_features=config.text_max_features,
         numeric_buckets=config.numeric_buckets,
         max_values_per_attribute=config.max_values_per_attribute,
+        **item_kw,
     )
     user_fz = UserFeaturizer.fit(
         data.users.attributes,
@@ -852,7 +864,8 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
             "status": "ok",
             "target": t4,
             "met": ok,
-            "headline": f"{rc['rps']:,.0f} req/s = {r:.0%} of GET user ({u['rps']:,.0f}/s); "
+            "headline": f"{rc['rps']:,.0f} req/s = {r:.0%} of GET user "
+            f"({u['rps']:,.0f}/s); "
             f"p99 {rc['p99']:.1f} ms",
             "columns": cols,
             "rows": [
@@ -930,7 +943,7 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
 
 
 def _active_artifact() -> str | None:
-    """`artifact_path` of the active version (a storage name, or an older local path)."""
+    """`artifact_path` of the active version (storage name or older local path)."""
     from recommendations.models import ModelVersion
 
     v = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
@@ -944,7 +957,7 @@ def _local_dir(artifact: str) -> Path:
 
 
 def _graft_users(ctx: Context, artifact: str, n_users: int) -> str:
-    """A copy of the active model with `n_users` users (extra users get synthetic vectors,
+    """A copy of the active model with `n_users` users (extras: synthetic vectors,
     and matching end-user rows), so memory is measured with a model of that size."""
     from recommendations import artifact_store
     from recommendations.engine.artifacts import load_artifacts, save_artifacts
@@ -964,7 +977,8 @@ def _graft_users(ctx: Context, artifact: str, n_users: int) -> str:
             "".join(f"mem-user-{i}\t{{}}\tnow\tnow\n" for i in range(extra))
         )
         cur.copy_expert(
-            "COPY users_enduser (external_id, attributes, created_at, updated_at) FROM STDIN",
+            "COPY users_enduser (external_id, attributes, created_at, updated_at) "
+            "FROM STDIN",
             buf,
         )
     conn.commit()
@@ -1060,6 +1074,8 @@ def phase_memory(ctx: Context) -> dict:
             {"GUNICORN_PRELOAD_MODEL": "0"},
         ),
     )
+    if ctx.scale.name == "tiny":
+        modes = modes[:1]  # the suite's smoke run: one mode exercises the same code
     rows = []
     per_worker: dict[str, float] = {}
     for mode, extra_env in modes:
@@ -1077,13 +1093,14 @@ def phase_memory(ctx: Context) -> dict:
         last = counts[-1]
         per_worker[mode] = (totals[last] - totals[1]) / (last - 1)
     worst = max(per_worker.values())
-    labels = [m for m, _ in modes]
     return {
         "status": "ok",
         "target": target,
         "met": worst <= MEMORY_MAX_MB_PER_WORKER,
-        "headline": f"+{per_worker[labels[0]]:.0f} MB total PSS per extra worker after a "
-        f"(re)start; +{per_worker[labels[1]]:.0f} MB after a live activation",
+        "headline": "; ".join(
+            f"+{v:.0f} MB total PSS per extra worker {m.split(':')[0]}"
+            for m, v in per_worker.items()
+        ),
         "columns": [
             "model loaded",
             "workers",
@@ -1111,7 +1128,8 @@ def phase_memory(ctx: Context) -> dict:
             + "; ".join(f"{m}: +{v:.0f} MB" for m, v in per_worker.items())
             + ". The verdict uses the worse of the two.",
             "USS is what each worker holds alone: its heap, copies of model arrays and "
-            "the hnswlib index (not memory-mapped), unless the master built them before "
+            "the hnswlib index (not memory-mapped), unless the master built them "
+            "before "
             "fork.",
         ],
         "raw": per_worker,

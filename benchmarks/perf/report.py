@@ -56,7 +56,8 @@ def render(results: dict) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Written by `benchmarks/run.py` — do not edit by hand; re-run the command below.",
+        "Written by `benchmarks/run.py` — do not edit by hand; re-run the command "
+        "below.",
         "Every figure stands next to a baseline measured **in the same run on the same "
         "machine** (machines are shared and noisy, so the ratios are what to compare).",
         "",
@@ -77,8 +78,9 @@ def render(results: dict) -> str:
         f"- Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), "
         f"{machine['memory_gib']} GiB RAM, kernel {machine['kernel']}, load average at "
         f"start {machine['loadavg_at_start']}",
-        f"- Software: Python {machine['python']}, PostgreSQL {machine['postgres']}, BLAS "
-        f"{machine['blas']} (OPENBLAS_CORETYPE={machine['openblas_coretype'] or 'unset'}), "
+        f"- Software: Python {machine['python']}, PostgreSQL {machine['postgres']}, "
+        f"BLAS {machine['blas']} "
+        f"(OPENBLAS_CORETYPE={machine['openblas_coretype'] or 'unset'}), "
         f"load generator {machine['wrk']}",
         f"- Server under test: gunicorn, {meta.get('web_workers', 2)} sync workers, "
         "DEBUG off, `OPENBLAS_NUM_THREADS=1`, its own database "

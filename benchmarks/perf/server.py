@@ -1,4 +1,4 @@
-"""The benchmark's own gunicorn (sync workers, DEBUG off, one BLAS thread) on 127.0.0.1."""
+"""The benchmark's own gunicorn (sync workers, DEBUG off, one BLAS thread)."""
 
 from __future__ import annotations
 
