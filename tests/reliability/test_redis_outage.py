@@ -40,6 +40,16 @@ def small_trained(transactional_db, settings, tmp_path):
     return {"log": log, "version": version}
 
 
+def _some_minutes_pass(model, pk: int) -> None:
+    """Age a row as if beat's next reaper run came ten minutes later."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    then = timezone.now() - timedelta(minutes=10)
+    model.objects.filter(pk=pk).update(created_at=then, updated_at=then)
+
+
 def _timed(call):
     started = time.monotonic()
     response = call()
@@ -131,6 +141,7 @@ def test_training_requested_while_the_broker_is_down_is_not_lost(
     # What beat runs every few minutes: it must send the stranded version again.
     from recommendations.tasks import reap_stale_runs_task
 
+    _some_minutes_pass(ModelVersion, version.pk)
     reap_stale_runs_task()
     assert queue_length(redis_of_our_own.client(), "training") == 1
     version.refresh_from_db()
@@ -158,6 +169,7 @@ def test_import_uploaded_while_the_broker_is_down_is_not_a_server_error(
     redis_of_our_own.start()
     from recommendations.tasks import reap_stale_runs_task
 
+    _some_minutes_pass(ImportJob, job.pk)
     reap_stale_runs_task()
     # The stranded job was sent again once the broker came back.
     assert queue_length(redis_of_our_own.client(), "default") == 1
