@@ -307,3 +307,31 @@ def test_default_popularity_comes_from_the_precomputed_lists_while_fresh(
     popularity_refresh()
     Item.objects.filter(external_id=before[0]).update(is_hidden=True)
     assert before[0] not in _ids_of(api_client.get(POPULAR_URL).json())
+
+
+def test_fresh_interactions_drive_a_known_users_list_without_retraining(
+    trained, api_client
+):
+    user = _heavy_user(trained)
+    url = _user_url(user)
+    seen = _seen(trained["user_pk"][user])
+    # Five unseen items of one sub-topic (they share a tag), as a new interest would.
+    unseen = Item.objects.exclude(external_id__in=seen)
+    tag = max(
+        {t for it in unseen for t in it.tags.values_list("name", flat=True)},
+        key=lambda t: (unseen.filter(tags__name=t).count(), t),
+    )
+    fresh = list(unseen.filter(tags__name=tag).order_by("id")[:5])
+    titles = {f"Because you liked {item.title}" for item in fresh}
+    before = api_client.get(url, {"n": 10}).json()["items"]
+    assert not titles & {i["reason"] for i in before}
+    purchase = InteractionType.objects.get(name="purchase")
+    for item in fresh:
+        InteractionFactory(user_id=trained["user_pk"][user], item=item, type=purchase)
+    # The rows are newer than the model: they get a share of the user's vector and
+    # of the item-item weight (engine recency), so part of the list now follows them.
+    after = api_client.get(url, {"n": 10}).json()["items"]
+    assert any(i["reason"] in titles for i in after)
+    assert not {i.external_id for i in fresh} & {i["id"] for i in after}
+    kept = [i["id"] for i in before if i["id"] not in {f.external_id for f in fresh}]
+    assert [i["id"] for i in after][: len(kept)] != kept
