@@ -28,6 +28,9 @@ types.py
         ItemOverlay.from_vectors(pks, [ItemVector...], categories, tags) builds one.
     ModelBundle  everything a Recommender needs (arrays + fitted featurizers +
         optional hnswlib index); produced by train_model, saved/loaded by artifacts.
+        item_metadata_embeddings/_biases: each catalog item as if it were new
+        (metadata only; None in bundles trained before they existed).
+        blend["trained_until"]: newest training timestamp (recency, see recommend).
 
 train.py
     train_model(data, config, progress=None) -> TrainResult
@@ -36,9 +39,15 @@ train.py
         metrics keys: precision_at_10, recall_at_10, ndcg_at_10, auc, coverage and the
         same with prefix "cold_" (items held out of training entirely); measured on
         the validation split with the chosen hyper-parameters (the final model is
-        refit on all data). Deterministic for a fixed seed when num_threads == 1 and
-        the search finishes inside time_budget_s (the search order is fixed; the
-        budget can only truncate it; search_max_trials caps it deterministically).
+        refit on all data, or on large data the validation model continued for
+        catchup_epochs over all data: params["chosen"]["final_fit"]).
+        Deterministic for a fixed seed when LightFM runs one thread (small data,
+        `deterministic=True` or num_threads=1; num_threads=0 = every core from
+        parallel_min_pairs pairs on) and the search finishes inside time_budget_s
+        (the search order is fixed; the budget can only truncate it;
+        search_max_trials caps it deterministically).
+        timings (s): prepare_s, item_item_s, lightfm_fit_s, evaluate_s,
+        artifacts_s, ann_s, total_s.
 
 artifacts.py
     save_artifacts(bundle, directory) -> None   npy + json (+ ann.bin), written to a
@@ -49,8 +58,14 @@ artifacts.py
 recommender.py
     Recommender(bundle)   thread-safe for reads; keyword-only methods:
         knows_user(user_pk), knows_item(item_pk); n_users, n_items, item_pks,
-        recommend(user_pk, history_item_pks, history_weights=None, user_attributes=None,
+        recommend(user_pk, history_item_pks, history_weights=None,
+                  history_timestamps=None, user_attributes=None,
                   k, exclude_item_pks=None, allowed_item_pks=None, overlay=None)
+            history_weights: type weight per row (negative types subtract).
+            history_timestamps (unix seconds per row): rows decay with
+            recency_half_life_days, and rows newer than the training data get
+            the share n / (n + recent_mix_rows) of a known user's vector (mixed
+            with their fold-in) and of the item-item weight.
         similar_items(item_pk=None, item_vector=None, k, exclude_item_pks=None,
                       allowed_item_pks=None, user_pk=None, overlay=None)
             strategy "content"
@@ -59,6 +74,12 @@ recommender.py
         popular(k, exclude_item_pks=None, allowed_item_pks=None)
         item_vector_from_metadata(title, description, categories, tags, attributes)
             -> ItemVector
+        item_metadata_vector(item_pk) -> ItemVector | None  (a catalog item's
+            metadata-only vector: what item_vector_from_metadata gives for it)
+        Overlay (new) items are compared with like: in similar_items they take
+        the rank their metadata similarity has among the catalog's
+        metadata-only vectors; in recommend/session the rank of their LightFM
+        score among the catalog's metadata-only scores (no item-item penalty).
         history weights default to 1.0 per row; pks unknown to the model are ignored.
     pin_single_blas_thread()  call once at web-process start (serving never wants
         more than one BLAS thread; setting OPENBLAS_NUM_THREADS=1 also works).

@@ -237,9 +237,10 @@ def load_artifacts(
         try:
             bundle.ann_index = load_index(
                 str(root / ANN_FILE),
-                bundle.dim + 1,
+                bundle.dim,
                 bundle.n_items,
                 int(bundle.params.get("ann_ef_search", 128)),
+                ann_format=str(bundle.blend.get("ann_format", "ip")),
             )
         except (RuntimeError, OSError, ValueError) as exc:
             raise ArtifactError(f"{ERR_CORRUPT}: {root / ANN_FILE}") from exc

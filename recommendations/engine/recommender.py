@@ -14,8 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
+from .ann import query_vector
 from .dataset import IdMap
-from .scoring import EPS, augmented_stats, foldin_user, lightfm_z_params
+from .scoring import (
+    EPS,
+    augmented_stats,
+    effective_alpha,
+    foldin_user,
+    lightfm_z_params,
+)
 from .types import (
     ItemOverlay,
     ItemVector,
@@ -83,7 +90,7 @@ class Recommender:
         self.bundle = b
         self._items = IdMap.from_pks(b.item_pks)
         self._users = IdMap.from_pks(b.user_pks)
-        self._alpha = float(b.blend.get("alpha", 0.5))
+        self._alpha = effective_alpha(float(b.blend.get("alpha", 0.5)))
         self._foldin_scale = float(b.blend.get("foldin_scale", 1.0))
         self._foldin_reg = float(b.blend.get("foldin_regularization", 1.0))
         # recency (serving): half-life of history weights, and when the training
@@ -627,7 +634,8 @@ class Recommender:
         if self._ann is None:
             return None
         n_ann = min(self.n_items, max(self._ann_candidates, 3 * k + exclude.size))
-        labels, _ = self._ann.knn_query(query[None, :], k=n_ann, num_threads=1)
+        q = query_vector(query, self._ann.dim)
+        labels, _ = self._ann.knn_query(q[None, :], k=n_ann, num_threads=1)
         parts = [labels[0].astype(np.int64)]
         if ii is not None:
             top_ii = ii.cols[np.argsort(-ii.values)[: max(self._ann_candidates, 3 * k)]]

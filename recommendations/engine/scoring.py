@@ -13,6 +13,14 @@ import numpy as np
 import scipy.sparse as sp
 
 EPS = 1e-9
+# alpha = 0 (pure item-item) keeps a sliver of LightFM to order the items that
+# have no item-item score at all (otherwise their order would be arbitrary)
+ALPHA_FLOOR = 1e-3
+
+
+def effective_alpha(alpha: float) -> float:
+    """The blend weight actually used (see ALPHA_FLOOR)."""
+    return float(min(max(alpha, ALPHA_FLOOR), 1.0))
 
 
 def augmented_stats(emb: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +75,7 @@ def blend_dense(
     z_lf = (lightfm_scores - lf_mu[:, None]) / lf_sd[:, None]
     z_ii = (ii_scores - ii_mu[:, None]) / ii_sd[:, None]
     # a user without item-item signal (std ~ 0) gets z_ii == 0 everywhere
+    alpha = effective_alpha(alpha)
     return alpha * z_lf + (1.0 - alpha) * z_ii
 
 

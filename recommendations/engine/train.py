@@ -631,12 +631,11 @@ def train_model(
         )
         del model
     if n_items >= config.ann_min_items:
-        from .ann import build_index
+        from .ann import ANN_FORMAT, build_index
 
         with clock("ann_s"):
-            bundle.ann_index = build_index(
-                item_emb, item_b, config, num_threads=1 if threads == 1 else threads
-            )
+            bundle.ann_index = build_index(item_emb, item_b, config, threads)
+        bundle.blend["ann_format"] = ANN_FORMAT
     report("artifacts", 1.0)
     timings = {k: round(v, 3) for k, v in clock.parts.items()}
     timings["total_s"] = round(time.perf_counter() - t_start, 3)

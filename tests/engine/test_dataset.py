@@ -1,7 +1,5 @@
 """Confidence matrix, id maps and splits."""
 
-import time
-
 import numpy as np
 
 from recommendations.engine.dataset import (
@@ -62,24 +60,36 @@ def test_build_matrix_drops_rows_of_unknown_users_and_items(log):
     assert np.all(im.matrix.data > 0)
 
 
-def test_one_million_rows_under_a_second():
-    rng = np.random.default_rng(0)
-    n = 1_000_000
-    users, items = rng.integers(0, 50_000, n), rng.integers(0, 20_000, n)
-    types = rng.integers(1, 8, n)
-    start = time.perf_counter()
-    w = type_weight_lookup(DEFAULT_INTERACTION_TYPES, types)
+def test_half_life_halves_older_rows():
+    # speed of this path is measured by benchmarks, not here
+    day = 86_400.0
     m = confidence_matrix(
-        users,
-        items,
-        w,
-        50_000,
-        20_000,
-        timestamps=rng.random(n) * 1e7,
+        np.array([0, 0, 1]),
+        np.array([0, 1, 1]),
+        type_weight_lookup(DEFAULT_INTERACTION_TYPES, np.array([1, 1, 1])),
+        2,
+        2,
+        timestamps=np.array([100 * day, 70 * day, 40 * day]),
         half_life_days=30,
     )
-    assert time.perf_counter() - start < 1.0
-    assert m.nnz > 0
+    assert np.allclose(m.toarray(), np.log1p([[1.0, 0.5], [0.0, 0.25]]))
+
+
+def test_split_restricted_to_some_users_leaves_the_others_whole():
+    rng = np.random.default_rng(2)
+    m = confidence_matrix(
+        rng.integers(0, 100, 5_000),
+        rng.integers(0, 300, 5_000),
+        np.ones(5_000),
+        100,
+        300,
+    )
+    chosen = np.array([3, 10, 50])
+    train, test = split_per_user(m, fraction=0.3, seed=0, users=chosen)
+    assert set(np.flatnonzero(np.diff(test.indptr))) == set(chosen.tolist())
+    assert train.nnz + test.nnz == m.nnz
+    others = np.setdiff1d(np.arange(100), chosen)
+    assert (train[others] != m[others]).nnz == 0
 
 
 def test_split_holds_out_a_fraction_per_user_and_keeps_train():
