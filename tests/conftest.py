@@ -56,3 +56,37 @@ def _fresh_serving_state():
     serving_reset()
     yield
     serving_reset()
+
+
+@pytest.fixture(autouse=True)
+def _migration_rows(request):
+    """Put back the interaction types the data migration creates.
+
+    A transactional test (real Celery worker, live server) flushes every table when
+    it ends, including rows created by data migrations, so without this the tests
+    after it would depend on the order they run in.
+    """
+    uses_db = request.node.get_closest_marker("django_db") is not None or bool(
+        {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    )
+    if uses_db:
+        import importlib
+
+        from recommendations.models import InteractionType
+        from recommendations.selectors.interactions import interaction_types_cache_clear
+
+        request.getfixturevalue("db")
+        seed = importlib.import_module(
+            "recommendations.migrations.0002_default_interaction_types"
+        )
+        InteractionType.objects.bulk_create(
+            [
+                InteractionType(
+                    name=name, weight=weight, is_positive=positive, description=text
+                )
+                for name, weight, positive, text in seed.DEFAULT_TYPES
+            ],
+            ignore_conflicts=True,
+        )
+        interaction_types_cache_clear()
+    yield
