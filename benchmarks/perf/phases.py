@@ -1230,7 +1230,7 @@ def summarize_large(res: dict, target: str, from_file: bool) -> dict:
             and serve.get("status") == "ok"
         )
     meta = res.get("meta", {})
-    notes = []
+    notes = list(train.get("large_notes", []))
     if from_file:
         notes.append(
             f"From the large run of {meta.get('started')} "
