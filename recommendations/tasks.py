@@ -21,12 +21,14 @@ from recommendations.services.imports import (
     import_job_fail,
     import_job_run,
     import_jobs_reap_stale,
+    import_jobs_resend_stranded,
 )
 from recommendations.services.maintenance import (
     model_freshness_refresh,
     model_version_request,
     model_versions_prune,
     model_versions_reap_stale,
+    model_versions_resend_stranded,
     popularity_refresh,
 )
 from recommendations.services.registry import model_version_fail
@@ -98,10 +100,12 @@ def scheduled_retrain_task(self) -> int | None:
 
 @shared_task(acks_late=True)
 def reap_stale_runs_task() -> dict[str, list[int]]:
-    """Beat: fail training runs and imports whose worker is gone."""
+    """Beat: fail runs whose worker is gone; re-send work whose message was lost."""
     return {
         "versions": model_versions_reap_stale(),
         "imports": import_jobs_reap_stale(),
+        "resent_versions": model_versions_resend_stranded(),
+        "resent_imports": import_jobs_resend_stranded(),
     }
 
 

@@ -527,8 +527,48 @@ def import_job_create(*, kind: str, file: File, format: str | None = None) -> Im
         job.bytes_total = file.size or 0
         job.file.save(name, file, save=False)
         job.save()
-        transaction.on_commit(partial(import_file_task.delay, job.pk))
+        transaction.on_commit(partial(_send_import, job.pk))
     return job
+
+
+def _send_import(job_id: int) -> bool:
+    """Send the import task; with the broker down the job stays queued (re-sent later)."""
+    from recommendations.tasks import import_file_task
+
+    try:
+        import_file_task.delay(job_id)
+    except Exception:  # noqa: BLE001 - any broker failure: keep it queued, never raise
+        logger.warning(
+            "could not enqueue import %s; it stays queued and the reaper sends it "
+            "again",
+            job_id,
+            exc_info=True,
+        )
+        return False
+    return True
+
+
+def import_jobs_resend_stranded(*, now=None) -> list[int]:
+    """Send again the imports still queued, unstarted, after RESEND_QUEUED_AFTER_S.
+
+    Their message was lost (broker down when they were created, or a flushed
+    queue). The claim in `import_job_run` makes a duplicate message harmless.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(
+        seconds=int(settings.RECSITE.get("RESEND_QUEUED_AFTER_S", 120))
+    )
+    stranded = ImportJob.objects.filter(
+        status=ImportJob.Status.QUEUED, started_at__isnull=True, updated_at__lt=cutoff
+    ).values_list("id", flat=True)
+    resent = []
+    for pk in stranded:
+        if _send_import(pk):
+            ImportJob.objects.filter(pk=pk, status=ImportJob.Status.QUEUED).update(
+                updated_at=now
+            )
+            resent.append(pk)
+    return resent
 
 
 def import_local_file(

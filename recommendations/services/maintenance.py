@@ -147,6 +147,30 @@ def model_versions_reap_stale(*, now: datetime | None = None) -> list[int]:
     return reaped
 
 
+def model_versions_resend_stranded(*, now: datetime | None = None) -> list[int]:
+    """Send again the versions still queued, unstarted, after RESEND_QUEUED_AFTER_S.
+
+    Their message was lost (the broker was down when training was requested): the
+    request is kept rather than failed, and runs once the broker is back. The
+    training claim (`queued` → `training`) makes a duplicate message harmless.
+    """
+    from recommendations.services.registry import _enqueue
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=int(_recsite("RESEND_QUEUED_AFTER_S", 120)))
+    stranded = ModelVersion.objects.filter(
+        status=Status.QUEUED, started_at__isnull=True, updated_at__lt=cutoff
+    ).values_list("id", flat=True)
+    resent = []
+    for pk in stranded:
+        if _enqueue(pk):
+            ModelVersion.objects.filter(pk=pk, status=Status.QUEUED).update(
+                updated_at=now
+            )
+            resent.append(pk)
+    return resent
+
+
 # ---------------------------------------------------------------------------- pruning
 
 

@@ -37,7 +37,7 @@ def training_task():
     return train_model_task
 
 
-def _enqueue(version_id: int) -> None:
+def _enqueue(version_id: int) -> bool:
     """Send the training task; if the broker is down, leave the version queued.
 
     The request is not lost: the periodic reaper re-sends versions queued without a
@@ -53,6 +53,8 @@ def _enqueue(version_id: int) -> None:
             version_id,
             exc_info=True,
         )
+        return False
+    return True
 
 
 def artifact_published(path: str) -> bool:

@@ -255,6 +255,9 @@ RECSITE = {
     "STALE_RUN_AFTER_S": env_int("STALE_RUN_AFTER_S", 900),
     # A version queued this long without a worker picking it up is reaped as failed.
     "STALE_QUEUED_AFTER_S": env_int("STALE_QUEUED_AFTER_S", 6 * 3600),
+    # Queued work not started after this long is sent again (its message was lost,
+    # e.g. the broker was down when it was requested); duplicates are harmless.
+    "RESEND_QUEUED_AFTER_S": env_int("RESEND_QUEUED_AFTER_S", 120),
     # Failed/rejected versions older than this many days are pruned.
     "PRUNE_FAILED_AFTER_DAYS": env_int("PRUNE_FAILED_AFTER_DAYS", 14),
     # Bulk file imports: rows per write, and the largest file POST /api/v1/imports/ takes
