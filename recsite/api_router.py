@@ -3,8 +3,8 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from recommendations.api.imports import ImportJobViewSet
 from items.api.items import ItemViewSet
+from recommendations.api.imports import ImportJobViewSet
 from recommendations.api.models import ModelVersionViewSet
 from recommendations.api.recommendations import (
     PopularViewSet,
