@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import os
 import platform
 import re
@@ -524,13 +525,13 @@ def run_ann_recall(args) -> None:
     for fmt in args.ann_formats.split(","):
         data = plain if fmt == LEGACY_FORMAT else mips_items(emb, bias)
         space = "ip" if fmt == LEGACY_FORMAT else "cosine"
-        for m in [int(v) for v in args.ann_m.split(",")]:
+        for m, efc in itertools.product(
+            [int(v) for v in args.ann_m.split(",")],
+            [int(v) for v in args.ann_efc.split(",")],
+        ):
             index = hnswlib.Index(space=space, dim=data.shape[1])
             index.init_index(
-                max_elements=n_items,
-                ef_construction=int(bundle.params.get("ann_ef_construction", 200)),
-                M=m,
-                random_seed=args.seed,
+                max_elements=n_items, ef_construction=efc, M=m, random_seed=args.seed
             )
             t0 = time.perf_counter()
             index.add_items(data, np.arange(n_items), num_threads=os.cpu_count() or 1)
@@ -557,6 +558,7 @@ def run_ann_recall(args) -> None:
                 row = {
                     "format": fmt,
                     "M": m,
+                    "ef_construction": efc,
                     "ef": ef,
                     "build_s": build_s,
                     "recall50": float(np.mean(recall)),
@@ -663,23 +665,21 @@ def write_ann_section(args, bundle, rows, brute_ms, candidates) -> None:
         "",
         f"Command: `{command}`  ",
         f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}  ",
-        (
-            f"Date: {dt.date.today().isoformat()}; ef_construction "
-            f"{bundle.params.get('ann_ef_construction', 200)}, one query thread"
-        ),
+        f"Date: {dt.date.today().isoformat()}; one query thread",
         "",
         (
-            "| index | M | ef | recall@50 | 5th pct | top-50 within the "
+            "| index | M | ef_construction | ef | recall@50 | 5th pct | top-50 within the "
             f"{candidates} candidates | similar-items cosine top-50 within them | "
             f"query k=50 median / p95 ms | query k={candidates} median ms | build s |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "format" not in r:
             continue
         lines.append(
-            f"| {r['format']} | {r['M']} | {r['ef']} | {r['recall50']:.3f} | "
+            f"| {r['format']} | {r['M']} | {r['ef_construction']} | {r['ef']} | "
+            f"{r['recall50']:.3f} | "
             f"{r['recall50_p5']:.2f} | {r['pool_recall50']:.3f} | "
             f"{r['similar_pool_recall50']:.3f} | {r['query_ms']:.3f} / "
             f"{r['query_p95_ms']:.3f} | {r['pool_ms']:.3f} | {r['build_s']:.0f} |"
@@ -743,6 +743,9 @@ def main() -> None:
     parser.add_argument("--ann-m", default="16,32", help="ANN recall: M values")
     parser.add_argument(
         "--ann-formats", default="ip,mips-cosine", help="ANN recall: index formats"
+    )
+    parser.add_argument(
+        "--ann-efc", default="100,200", help="ANN recall: ef_construction values"
     )
     parser.add_argument(
         "--ann-ef", default="50,64,100,128,200,300", help="ANN recall: ef values"

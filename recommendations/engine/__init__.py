@@ -40,7 +40,7 @@ train.py
         same with prefix "cold_" (items held out of training entirely); measured on
         the validation split with the chosen hyper-parameters (the final model is
         refit on all data, or on large data the validation model continued for
-        catchup_epochs over all data: params["chosen"]["final_fit"]).
+        catchup_passes over the held-out pairs: params["chosen"]["final_fit"]).
         Deterministic for a fixed seed when LightFM runs one thread (small data,
         `deterministic=True` or num_threads=1; num_threads=0 = every core from
         parallel_min_pairs pairs on) and the search finishes inside time_budget_s

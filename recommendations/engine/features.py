@@ -13,6 +13,7 @@ Fitted state is plain JSON + one float array (no pickle), see `to_state`.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import math
 import re
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from .types import ItemMetadata
 
@@ -67,20 +68,34 @@ class AttributeEncoder:
     ) -> AttributeEncoder:
         """Learn numeric bucket edges and frequent categorical values."""
         numbers: dict[str, list[float]] = {}
-        counts: dict[str, Counter] = {}
+        # one counter of (key, value) pairs: per key, first-seen order is kept,
+        # so most-common ties break exactly as with one Counter per key
+        counts: Counter = Counter()
         non_numeric: set[str] = set()
         for attrs in attributes:
-            for key, value in (attrs or {}).items():
+            if not attrs:
+                continue
+            for key, value in attrs.items():
                 if value is None:
                     continue
-                if _is_number(value):
-                    if math.isfinite(float(value)):
-                        numbers.setdefault(key, []).append(float(value))
+                kind = type(value)
+                if (
+                    kind is float
+                    or kind is int
+                    or (kind is not str and _is_number(value))
+                ):
+                    number = float(value)
+                    if math.isfinite(number):
+                        numbers.setdefault(key, []).append(number)
                     continue
                 non_numeric.add(key)
-                values = value if isinstance(value, (list, tuple)) else [value]
-                counter = counts.setdefault(key, Counter())
-                counter.update(_cat_value(v) for v in values)
+                if kind is str:
+                    counts[(key, value.strip().lower())] += 1
+                elif isinstance(value, (list, tuple)):
+                    for v in value:
+                        counts[(key, _cat_value(v))] += 1
+                else:
+                    counts[(key, _cat_value(value))] += 1
         numeric = {}
         for key, vals in numbers.items():
             if key in non_numeric:
@@ -88,9 +103,13 @@ class AttributeEncoder:
             arr = np.asarray(vals)
             qs = np.quantile(arr, np.linspace(0, 1, buckets + 1)[1:-1])
             numeric[key] = sorted({float(q) for q in qs})
+        per_key: dict[str, list[tuple[str, int]]] = {}
+        for (key, value), n in counts.items():
+            per_key.setdefault(key, []).append((value, n))
+        # heapq.nlargest == Counter.most_common(n): ties keep first-seen order
         categorical = {
-            key: sorted(v for v, _ in counter.most_common(max_values))
-            for key, counter in counts.items()
+            key: sorted(v for v, _ in heapq.nlargest(max_values, pairs, key=_count))
+            for key, pairs in per_key.items()
         }
         return cls(numeric, categorical)
 
@@ -136,6 +155,10 @@ class AttributeEncoder:
         return cls(state["numeric"], state["categorical"])
 
 
+def _count(pair: tuple[str, int]) -> int:
+    return pair[1]
+
+
 def _cat_value(value: Any) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
@@ -150,25 +173,59 @@ class TextEncoder:
         self.idf = np.asarray(idf, dtype=np.float32)
         self._index = {w: i for i, w in enumerate(self.vocabulary)}
 
+    @staticmethod
+    def tokenize(texts: Sequence[str]) -> list[list[str]]:
+        """scikit-learn's word tokens (lower-cased, >= 2 word characters)."""
+        return [TOKEN_RE.findall(t.lower()) if t else [] for t in texts]
+
     @classmethod
     def fit(cls, texts: Sequence[str], *, max_features: int) -> TextEncoder:
-        """Fit vocabulary and idf with scikit-learn's TfidfVectorizer."""
-        if max_features <= 0 or not any(t.strip() for t in texts):
-            return cls([], np.zeros(0, dtype=np.float32))
-        vec = TfidfVectorizer(
-            max_features=max_features,
-            min_df=2 if len(texts) >= 20 else 1,
-            max_df=0.5 if len(texts) >= 20 else 1.0,
-            stop_words="english",
-            sublinear_tf=True,
-            dtype=np.float32,
-        )
-        try:
-            vec.fit(texts)
-        except ValueError:  # empty vocabulary after pruning
-            return cls([], np.zeros(0, dtype=np.float32))
-        vocab = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
-        return cls(vocab, vec.idf_.astype(np.float32))
+        """Fit vocabulary and idf exactly as scikit-learn's TfidfVectorizer would."""
+        return cls.fit_tokens(cls.tokenize(texts), max_features=max_features)
+
+    @classmethod
+    def fit_tokens(cls, tokens: list[list[str]], *, max_features: int) -> TextEncoder:
+        """`fit` on tokenized texts (tokenize once, encode with `encode_tokens`).
+
+        Replays TfidfVectorizer(max_features, min_df=2, max_df=0.5 for 20+ texts,
+        stop_words="english", smooth idf): same vocabulary, same float32 idf
+        (a test compares the two), without a second pass over the text.
+        """
+        empty = cls([], np.zeros(0, dtype=np.float32))
+        n_docs = len(tokens)
+        if max_features <= 0 or n_docs == 0:
+            return empty
+        flat = list(itertools.chain.from_iterable(tokens))
+        terms = [t for t in dict.fromkeys(flat) if t not in ENGLISH_STOP_WORDS]
+        if not terms:
+            return empty
+        # alphabetical ids, as scikit-learn sorts its vocabulary before pruning
+        terms.sort()
+        index = {t: i for i, t in enumerate(terms)}
+        ids = np.fromiter(map(index.get, flat, repeat(-1)), np.int64, len(flat))
+        lengths = np.fromiter(map(len, tokens), np.int64, n_docs)
+        doc = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+        ok = ids >= 0
+        ids, doc = ids[ok], doc[ok]
+        n_terms = len(terms)
+        tfs = np.bincount(ids, minlength=n_terms).astype(np.float32)
+        dfs = np.bincount(np.unique(doc * n_terms + ids) % n_terms, minlength=n_terms)
+        high = 0.5 * n_docs if n_docs >= 20 else 1.0 * n_docs
+        low = 2 if n_docs >= 20 else 1
+        mask = (dfs <= high) & (dfs >= low)
+        if mask.sum() > max_features:
+            # scikit-learn: (-tfs[mask]).argsort()[:limit] on float32 counts
+            keep = np.flatnonzero(mask)[(-tfs[mask]).argsort()[:max_features]]
+            mask = np.zeros(n_terms, dtype=bool)
+            mask[keep] = True
+        if not mask.any():
+            return empty
+        df = dfs[mask].astype(np.float32) + np.float32(1.0)
+        idf = np.full_like(df, fill_value=n_docs + 1, dtype=np.float32)
+        idf /= df
+        np.log(idf, out=idf)
+        idf += np.float32(1.0)
+        return cls([terms[i] for i in np.flatnonzero(mask)], idf)
 
     def __len__(self) -> int:
         return len(self.vocabulary)
@@ -196,10 +253,15 @@ class TextEncoder:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, columns, weights) of many texts: sublinear tf-idf, keeping each
         text's `max_words` strongest words (ties: first occurrence first)."""
+        return self.encode_tokens(self.tokenize(texts), max_words)
+
+    def encode_tokens(
+        self, tokens: list[list[str]], max_words: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`encode_many` on tokenized texts."""
         empty = np.zeros(0, dtype=np.int64)
-        if not self.vocabulary or not len(texts):
+        if not self.vocabulary or not len(tokens):
             return empty, empty, np.zeros(0)
-        tokens = [TOKEN_RE.findall(t.lower()) if t else [] for t in texts]
         lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
         total = int(lengths.sum())
         # one C-level pass maps every token to its column (-1: not in the
@@ -209,7 +271,7 @@ class TextEncoder:
             dtype=np.int64,
             count=total,
         )
-        doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+        doc = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
         known = col >= 0
         doc, col = doc[known], col[known]
         if doc.size == 0:
@@ -266,8 +328,9 @@ class ItemFeaturizer:
         numeric_buckets: int = 8,
         max_values_per_attribute: int = 50,
         text_max_words: int = 12,
+        tokens: list[list[str]] | None = None,
     ) -> ItemFeaturizer:
-        """Learn vocabularies from the catalog."""
+        """Learn vocabularies from the catalog (`tokens`: its texts, tokenized)."""
         cats = sorted({_label(c) for cs in items.categories for c in cs} - {""})
         tags = sorted({_label(t) for ts in items.tags for t in ts} - {""})
         attrs = AttributeEncoder.fit(
@@ -275,8 +338,9 @@ class ItemFeaturizer:
             buckets=numeric_buckets,
             max_values=max_values_per_attribute,
         )
-        texts = [_item_text(t, d) for t, d in zip(items.titles, items.descriptions)]
-        text = TextEncoder.fit(texts, max_features=text_max_features)
+        if tokens is None:
+            tokens = TextEncoder.tokenize(_item_texts(items.titles, items.descriptions))
+        text = TextEncoder.fit_tokens(tokens, max_features=text_max_features)
         return cls(
             n_items=len(items),
             categories=cats,
@@ -301,6 +365,7 @@ class ItemFeaturizer:
         categories: Sequence[Iterable[str] | None],
         tags: Sequence[Iterable[str] | None],
         attributes: Sequence[dict | None],
+        tokens: list[list[str]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, columns, weights) of the metadata part of many items.
 
@@ -333,10 +398,9 @@ class ItemFeaturizer:
                 None,
             )
         )
-        t_rows, t_cols, t_w = self.text.encode_many(
-            [_item_text(t, d) for t, d in zip(titles, descriptions)],
-            self.text_max_words,
-        )
+        if tokens is None:
+            tokens = TextEncoder.tokenize(_item_texts(titles, descriptions))
+        t_rows, t_cols, t_w = self.text.encode_tokens(tokens, self.text_max_words)
         groups.append((t_rows, self.text_offset + t_cols, t_w))
         n_groups = np.zeros(n, dtype=np.int64)
         parts = []
@@ -352,7 +416,20 @@ class ItemFeaturizer:
         w = np.concatenate([p[2] for p in parts]) / np.maximum(n_groups[rows], 1)
         return rows, cols, w
 
-    def transform(self, items: ItemMetadata, *, identity: bool = True) -> sp.csr_matrix:
+    @classmethod
+    def fit_transform(cls, items: ItemMetadata, **options) -> tuple:
+        """(featurizer, feature matrix) with the texts tokenized once."""
+        tokens = TextEncoder.tokenize(_item_texts(items.titles, items.descriptions))
+        fz = cls.fit(items, tokens=tokens, **options)
+        return fz, fz.transform(items, tokens=tokens)
+
+    def transform(
+        self,
+        items: ItemMetadata,
+        *,
+        identity: bool = True,
+        tokens: list[list[str]] | None = None,
+    ) -> sp.csr_matrix:
         """Feature matrix [len(items), n_features] for the training catalog order."""
         rows, cols, w = self._metadata_matrix(
             items.titles,
@@ -360,6 +437,7 @@ class ItemFeaturizer:
             items.categories,
             items.tags,
             items.attributes,
+            tokens,
         )
         n = len(items)
         if identity:
@@ -529,6 +607,10 @@ def metadata_only_rows(features: sp.csr_matrix, n_identity: int) -> sp.csr_matri
 
 def _label(value: Any) -> str:
     return str(value).strip().lower()
+
+
+def _item_texts(titles: Sequence, descriptions: Sequence) -> list[str]:
+    return [_item_text(t, d) for t, d in zip(titles, descriptions)]
 
 
 def _item_text(title: str | None, description: str | None) -> str:

@@ -66,6 +66,7 @@ def cosine_neighbors(
     k: int,
     shrink: float = 10.0,
     block_nnz: int = 20_000_000,
+    rows: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """Top-k shrunk cosine neighbours per item from a user x item matrix.
 
@@ -73,6 +74,8 @@ def cosine_neighbors(
     of item rows (each block's product holds at most about `block_nnz` entries,
     so memory stays bounded), and only the k largest entries of each row survive.
     Cost grows with sum over users of (items per user)^2, not with n_items^2.
+    `rows`: compute only these items' rows (the others stay empty), e.g. the items
+    that validation users have seen.
     """
     x = sp.csr_matrix(x, dtype=np.float32)
     xt = x.T.tocsr()
@@ -82,6 +85,13 @@ def cosine_neighbors(
     # upper bound of each product row's size: the item's users' history lengths
     user_len = np.diff(x.indptr).astype(np.float64)
     row_cost = np.asarray(xt @ user_len).ravel() if xt.nnz else np.zeros(n_items)
+    if rows is not None:
+        # drop the other rows from the product (they cost nothing and stay empty)
+        wanted = np.zeros(n_items, dtype=bool)
+        wanted[np.asarray(rows, dtype=np.int64)] = True
+        xt = sp.diags(wanted.astype(np.float32)) @ xt
+        xt.eliminate_zeros()
+        row_cost = np.where(wanted, row_cost, 0.0)
     cum = np.cumsum(row_cost)
     cuts = np.searchsorted(
         cum, np.arange(block_nnz, cum[-1] if cum.size else 0, block_nnz)

@@ -9,8 +9,10 @@ out entirely to measure cold start from metadata.
 Cost at scale. Only a sample of users (at most `max_validation_users`, and at most
 `MAX_EVAL_CELLS` scored user x item cells) loses items to the holdout, and at most
 `max_cold_items` items are held out, so on large data the validation model has seen
-almost everything: the final model then *continues* it for `catchup_epochs` epochs
-over all data instead of refitting from scratch (`continue_max_holdout_share`).
+almost everything: the final model then *continues* it with `catchup_passes`
+over the held-out pairs only instead of refitting from scratch
+(`continue_max_holdout_share`; the held-out pairs are passed over as many times
+as the rest, which costs a few per cent of one epoch).
 Small data (where the holdout is a large share) is refitted from scratch with the
 chosen epochs. LightFM runs on every core for large data unless `deterministic`
 (multi-threaded LightFM is Hogwild SGD: fast, but not bit-reproducible).
@@ -127,13 +129,18 @@ def _lightfm(config: TrainConfig, components: int, lr: float, alpha: float, seed
     )
 
 
-def _interactions(x: sp.csr_matrix) -> tuple[sp.coo_matrix, sp.coo_matrix]:
-    """Binary interactions and mean-1 sample weights (same order) for LightFM."""
+def _interactions(
+    x: sp.csr_matrix, mean: float | None = None
+) -> tuple[sp.coo_matrix, sp.coo_matrix]:
+    """Binary interactions and sample weights (same order) for LightFM, scaled
+    to mean 1 (or by a given `mean`, e.g. the whole matrix's for a part of it)."""
     coo = x.tocoo()
     ones = sp.coo_matrix(
         (np.ones(coo.nnz, np.float32), (coo.row, coo.col)), shape=x.shape
     )
-    w = coo.data / max(float(coo.data.mean()), 1e-9) if coo.nnz else coo.data
+    if mean is None:
+        mean = float(coo.data.mean()) if coo.nnz else 1.0
+    w = coo.data / max(mean, 1e-9) if coo.nnz else coo.data
     weights = sp.coo_matrix((w.astype(np.float32), (coo.row, coo.col)), shape=x.shape)
     return ones, weights
 
@@ -296,7 +303,7 @@ def train_model(
         im = build_matrix(data, half_life_days=config.half_life_days)
         x = im.matrix
         n_users, n_items = x.shape
-        item_fz = ItemFeaturizer.fit(
+        item_fz, f_items = ItemFeaturizer.fit_transform(
             data.items,
             identity_share=config.item_identity_share,
             text_max_features=config.text_max_features,
@@ -310,7 +317,6 @@ def train_model(
             numeric_buckets=config.numeric_buckets,
             max_values_per_attribute=config.max_values_per_attribute,
         )
-        f_items = item_fz.transform(data.items)
         f_users = user_fz.transform(data.users.attributes)
     report("prepare", 0.6)
     threads = lightfm_threads(config, int(x.nnz))
@@ -384,7 +390,11 @@ def train_model(
     else:
         ii_choice["shrink"] = config.knn_shrink
         with clock("item_item_s"):
-            ii_valid = _fit_item_item(train_v, ii_choice, config)
+            # validation only scores the evaluated users: their items' rows suffice
+            seen = np.unique(train_v[val_users].indices)
+            ii_valid = cosine_neighbors(
+                train_v, k=config.neighbors_k, shrink=config.knn_shrink, rows=seen
+            )
     report("item_item_search", 1.0)
 
     # ---- LightFM search with early stopping on validation precision@10
@@ -536,12 +546,17 @@ def train_model(
 
     # ---- final model on everything with the chosen parameters
     epochs = max(1, int(best_lf["epochs"]))
-    ones, weights = _interactions(x)
     if continue_final and "model" in best_lf:
+        # the validation model has seen everything but the holdout: train the
+        # held-out pairs as many times as the rest (cost: a few % of an epoch)
         model = best_lf.pop("model")
-        final_epochs = int(config.catchup_epochs)
+        ones, weights = _interactions(
+            split.test + split.cold_test, mean=float(x.data.mean()) if x.nnz else 1.0
+        )
+        final_epochs = int(config.catchup_passes or epochs)
         final_fit = "continued"
     else:
+        ones, weights = _interactions(x)
         best_lf.pop("model", None)
         model = _lightfm(
             config,
@@ -589,6 +604,7 @@ def train_model(
             "alpha": float(best_lf["alpha"]),
             "epochs": int(epochs),
             "final_fit": final_fit,
+            # refit: epochs over all data; continued: passes over the holdout
             "final_epochs": int(final_epochs),
             "num_threads": int(threads),
             "holdout_share": round(split.holdout_share, 4),

@@ -115,10 +115,11 @@ class TrainConfig:
     max_validation_users: int = 3000
     # when the holdout is at most this share of the pairs (large data: only the
     # sampled validation users and cold items are held out) the final model
-    # continues the validation model for `catchup_epochs` epochs over all data
-    # instead of being refitted from scratch
+    # continues the validation model with `catchup_passes` passes over the
+    # held-out pairs only (0 = as many as the chosen epochs) instead of being
+    # refitted from scratch
     continue_max_holdout_share: float = 0.05
-    catchup_epochs: int = 1
+    catchup_passes: int = 0
     # confidence matrix
     half_life_days: float | None = None
     # item-item model

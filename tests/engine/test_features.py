@@ -46,3 +46,20 @@ def test_state_round_trip_gives_identical_rows(log):
     state, arrays = fz.to_state()
     fz2 = ItemFeaturizer.from_state(state, arrays)
     assert (fz.transform(items) != fz2.transform(items)).nnz == 0
+
+
+def test_own_tfidf_fit_equals_scikit_learn_on_a_catalog(log):
+    items = item_metadata(log)
+    texts = [f"{t} {t} {d}" for t, d in zip(items.titles, items.descriptions)]
+    for max_features in (50, 5000):
+        enc = TextEncoder.fit(texts, max_features=max_features)
+        vec = TfidfVectorizer(
+            max_features=max_features,
+            min_df=2,
+            max_df=0.5,
+            stop_words="english",
+            sublinear_tf=True,
+            dtype=np.float32,
+        ).fit(texts)
+        assert enc.vocabulary == sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+        assert np.array_equal(enc.idf, vec.idf_.astype(np.float32))
