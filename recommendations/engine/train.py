@@ -361,7 +361,9 @@ def train_model(
             factors = [config.ease_lambda_factor] + factors
         best = (-1.0, config.ease_lambda_factor)
         ii_by_factor: dict[float, sp.csr_matrix] = {}
-        for n, f in enumerate(sorted(factors)):
+        default = config.ease_lambda_factor
+        order = sorted(factors, key=lambda f: (abs(np.log(f / default)), f))
+        for n, f in enumerate(order):
             if n and time.perf_counter() > deadline:
                 break
             with clock("item_item_s"):
