@@ -31,6 +31,7 @@ SIMILAR_MAX_P99_MS = 20.0
 MEMORY_MAX_MB_PER_WORKER = 50.0
 LARGE_MAX_TRAIN_S = 3600.0
 LARGE_MAX_TRAIN_GB = 8.0
+EXTRAPOLATE_EPOCHS = 10  # the default scale's fixed epochs
 COPY_TABLE = "bench_copy_interaction"
 
 
@@ -1231,6 +1232,17 @@ def summarize_large(res: dict, target: str, from_file: bool) -> dict:
         )
     meta = res.get("meta", {})
     notes = list(train.get("large_notes", []))
+    epochs = raw.get("epochs")
+    bare = raw.get("bare_fit_s")
+    if pipeline_s and epochs and bare and epochs < EXTRAPOLATE_EPOCHS:
+        per_epoch = bare / epochs
+        full = pipeline_s + (EXTRAPOLATE_EPOCHS - epochs) * per_epoch
+        notes.append(
+            f"This run trained {epochs} epoch(s) to fit the session; one full LightFM "
+            f"epoch on this data took {per_epoch:,.0f} s (bare fit), so a "
+            f"{EXTRAPOLATE_EPOCHS}-epoch training extrapolates to ≈ {full:,.0f} s "
+            f"({full / 60:,.0f} min) on this machine at the load of this run."
+        )
     if from_file:
         notes.append(
             f"From the large run of {meta.get('started')} "
