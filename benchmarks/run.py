@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             results["meta"]["merged_from"] = [
                 json.loads(Path(p).read_text())["meta"]["command"] for p in args.merge
             ]
+        ctx.results = results  # a large run summarises its own figures
         results["large"] = phases.section_large(ctx, args.results_dir)
         report.write(results, ctx.output, ctx.results_json if args.merge else None)
         print(f"wrote {ctx.output}")
