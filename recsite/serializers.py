@@ -117,3 +117,40 @@ def bulk_upsert_response(result, *, rows: int):
         body,
         status=status.HTTP_400_BAD_REQUEST if all_rejected else status.HTTP_201_CREATED,
     )
+
+
+class ExternalIdViewSetMixin:
+    """Detail routes addressed by the client's own id (`/users/{id}/`, `/items/{id}/`).
+
+    Subclasses name the selector that fetches one row by external id and the 404
+    message; the list goes through `list_selector` with the parsed query filters.
+    """
+
+    lookup_field = "external_id"
+    lookup_url_kwarg = "id"
+    lookup_value_regex = "[^/]+"  # ids may not contain "/" (recsite.validation)
+    filter_serializer: type[serializers.Serializer]
+    not_found_message: str
+
+    def fetch_one(self, external_id: str):
+        """The row with this external id, or None."""
+        raise NotImplementedError
+
+    def list_queryset(self, **filters):
+        """The list selector's queryset for these filters."""
+        raise NotImplementedError
+
+    def get_queryset(self):
+        if self.action == "list":
+            filters = query_filters(self.filter_serializer, self.request)
+            filters["attributes"] = filters.pop("attribute", ())
+            return self.list_queryset(**filters)
+        return self.serializer_class.Meta.model.objects.all()
+
+    def get_object(self):
+        from django.http import Http404
+
+        row = self.fetch_one(self.kwargs[self.lookup_url_kwarg])
+        if row is None:
+            raise Http404(self.not_found_message)
+        return row

@@ -1,6 +1,5 @@
 """`/api/v1/items/`: the catalog, addressed by the client's item ids."""
 
-from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -20,11 +19,11 @@ from items.services import (
 )
 from recsite.serializers import (
     BulkUpsertResultSerializer,
+    ExternalIdViewSetMixin,
     attribute_filter_field,
     attributes_field,
     batch_400,
     bulk_upsert_response,
-    query_filters,
 )
 from recsite.validation import MAX_LABEL_LENGTH, NON_FIELD_ERRORS, batch_error
 
@@ -143,27 +142,22 @@ class ItemFilterSerializer(serializers.Serializer):
     retrieve=extend_schema(summary="Get an item", parameters=[ID_PARAMETER]),
 )
 class ItemViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    ExternalIdViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
 ):
     """The catalog, addressed by item ids of your application."""
 
     serializer_class = ItemSerializer
-    lookup_field = "external_id"
-    lookup_url_kwarg = "id"
-    lookup_value_regex = "[^/]+"
+    filter_serializer = ItemFilterSerializer
+    not_found_message = ITEM_NOT_FOUND
 
-    def get_queryset(self):
-        if self.action == "list":
-            filters = query_filters(ItemFilterSerializer, self.request)
-            filters["attributes"] = filters.pop("attribute", ())
-            return item_list(**filters)
-        return Item.objects.all()
+    def fetch_one(self, external_id: str):
+        return item_get(external_id=external_id)
 
-    def get_object(self) -> Item:
-        item = item_get(external_id=self.kwargs[self.lookup_url_kwarg])
-        if item is None:
-            raise Http404(ITEM_NOT_FOUND)
-        return item
+    def list_queryset(self, **filters):
+        return item_list(**filters)
 
     def _out(self, item: Item) -> dict:
         # Re-read with labels prefetched: the answer shows what is stored.

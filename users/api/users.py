@@ -1,6 +1,5 @@
 """`/api/v1/users/`: end-users by their client id, their attributes and history."""
 
-from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -11,11 +10,11 @@ from recommendations.api.interactions import InteractionSerializer
 from recommendations.selectors.interactions import interaction_list_for_user
 from recsite.serializers import (
     BulkUpsertResultSerializer,
+    ExternalIdViewSetMixin,
     attribute_filter_field,
     attributes_field,
     batch_400,
     bulk_upsert_response,
-    query_filters,
 )
 from recsite.validation import NON_FIELD_ERRORS, batch_error
 from users.models import EndUser
@@ -85,27 +84,22 @@ class UserFilterSerializer(serializers.Serializer):
     retrieve=extend_schema(summary="Get an end-user", parameters=[ID_PARAMETER]),
 )
 class UserViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    ExternalIdViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
 ):
     """End-users, addressed by their id in your application."""
 
     serializer_class = UserSerializer
-    lookup_field = "external_id"
-    lookup_url_kwarg = "id"
-    lookup_value_regex = "[^/]+"
+    filter_serializer = UserFilterSerializer
+    not_found_message = USER_NOT_FOUND
 
-    def get_queryset(self):
-        if self.action == "list":
-            filters = query_filters(UserFilterSerializer, self.request)
-            filters["attributes"] = filters.pop("attribute", ())
-            return user_list(**filters)
-        return EndUser.objects.all()
+    def fetch_one(self, external_id: str):
+        return user_get(external_id=external_id)
 
-    def get_object(self) -> EndUser:
-        user = user_get(external_id=self.kwargs[self.lookup_url_kwarg])
-        if user is None:
-            raise Http404(USER_NOT_FOUND)
-        return user
+    def list_queryset(self, **filters):
+        return user_list(**filters)
 
     @extend_schema(
         summary="Create an end-user",
