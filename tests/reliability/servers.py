@@ -225,6 +225,9 @@ def database_url(settings_dict: dict, *, host: str, port: int) -> str:
     user = quote(settings_dict.get("USER") or "postgres", safe="")
     password = settings_dict.get("PASSWORD") or ""
     auth = f"{user}:{quote(password, safe='')}" if password else user
+    # A Unix socket directory (test.sh's embedded PostgreSQL) goes percent-encoded in
+    # the host part, which dj-database-url decodes back into HOST.
+    host = quote(host, safe="") if host.startswith("/") else host
     return f"postgresql://{auth}@{host}:{port}/{quote(settings_dict['NAME'], safe='')}"
 
 
@@ -322,13 +325,16 @@ class celery_broker:  # noqa: N801 - used like a function: `with celery_broker(u
         from recsite.celery import app
 
         self.app = app
-        self.previous = app.conf.broker_url
-        app.conf.broker_url = self.url
+        # Celery reads broker_url from $CELERY_BROKER_URL before its configuration
+        # (test.sh exports it for the embedded Redis); read/write URLs take precedence.
+        names = ("broker_url", "broker_read_url", "broker_write_url")
+        self.previous = {name: app.conf.get(name) for name in names}
+        app.conf.update(dict.fromkeys(names, self.url))
         self._reset_pools(app)
         return app
 
     def __exit__(self, *exc_info):
-        self.app.conf.broker_url = self.previous
+        self.app.conf.update(self.previous)
         self._reset_pools(self.app)
 
 

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -32,9 +32,25 @@ def broker_url_for_tests() -> str:
     if explicit:
         return explicit
     parts = urlsplit(settings.CELERY_BROKER_URL)
+    if parts.scheme == "redis+socket":
+        # kombu's Unix-socket transport (test.sh's embedded Redis): the database is
+        # the `virtual_host` query parameter, the path is the socket.
+        # (urlunsplit would drop the empty host: `redis+socket:/path`.)
+        return f"redis+socket://{parts.path}?virtual_host={TEST_BROKER_DB}"
     if parts.scheme not in ("redis", "rediss"):
-        pytest.skip("set TEST_CELERY_BROKER_URL for a non-TCP Redis broker")
+        pytest.skip(f"set TEST_CELERY_BROKER_URL for a {parts.scheme}:// broker")
     return urlunsplit(parts._replace(path=f"/{TEST_BROKER_DB}"))
+
+
+def redis_client_for(broker_url: str) -> redis.Redis:
+    """A redis-py client on a kombu broker URL's database (redis-py has no
+    `redis+socket`: it spells a Unix socket `unix://<path>?db=N`)."""
+    parts = urlsplit(broker_url)
+    if parts.scheme == "redis+socket":
+        query = dict(parse_qsl(parts.query))
+        db = query.get("virtual_host", "0")
+        return redis.Redis.from_url(f"unix://{parts.path}?db={db}")
+    return redis.Redis.from_url(broker_url)
 
 
 def _reset_connections(app) -> None:
@@ -51,14 +67,17 @@ def _reset_connections(app) -> None:
 def celery_test_app():
     """The project's Celery app pointed at the test broker database (flushed)."""
     url = broker_url_for_tests()
-    redis.Redis.from_url(url).flushdb()
-    previous = celery_app.conf.broker_url
-    celery_app.conf.broker_url = url
+    redis_client_for(url).flushdb()
+    # Celery reads broker_url from $CELERY_BROKER_URL before its configuration (test.sh
+    # exports it for the embedded Redis); the read/write URLs set here take precedence.
+    names = ("broker_url", "broker_read_url", "broker_write_url")
+    previous = {name: celery_app.conf.get(name) for name in names}
+    celery_app.conf.update(dict.fromkeys(names, url))
     _reset_connections(celery_app)
     yield celery_app
-    celery_app.conf.broker_url = previous
+    celery_app.conf.update(previous)
     _reset_connections(celery_app)
-    redis.Redis.from_url(url).flushdb()
+    redis_client_for(url).flushdb()
 
 
 def _close_worker_db_connections(**kwargs) -> None:

@@ -20,6 +20,7 @@ from recommendations.models import ModelVersion
 from recommendations.services.maintenance import model_version_request
 from recommendations.services.training import model_version_train_now
 from recommendations.tasks import train_model_task
+from tests.reliability.servers import database_url
 from tests.tasks.conftest import (
     FAST_TRAINING,
     broker_url_for_tests,
@@ -151,12 +152,10 @@ def test_stale_training_is_reaped_before_the_next_request(
 
 
 def _test_database_url() -> str:
-    db = settings.DATABASES["default"]
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    user = db.get("USER") or "postgres"
-    return f"postgresql://{user}{password}@{host}:{port}/{db['NAME']}"
+    db = connections["default"].settings_dict
+    return database_url(
+        db, host=db.get("HOST") or "127.0.0.1", port=int(db.get("PORT") or 5432)
+    )
 
 
 @pytest.mark.slow
