@@ -742,7 +742,7 @@ def main() -> None:
     parser.add_argument("--bundle", metavar="DIR", help="ANN recall: a saved bundle")
     parser.add_argument("--ann-m", default="16,32", help="ANN recall: M values")
     parser.add_argument(
-        "--ann-formats", default="ip,mips-cosine", help="ANN recall: index formats"
+        "--ann-formats", default="ip", help="ANN recall: ip and/or mips-cosine"
     )
     parser.add_argument(
         "--ann-efc", default="100,200", help="ANN recall: ef_construction values"

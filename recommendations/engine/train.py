@@ -49,6 +49,7 @@ Progress = Callable[[str, float], None]
 SECONDS_PER_DAY = 86_400.0
 MAX_EVAL_CELLS = 30_000_000  # validation users x items scored per evaluation
 EVAL_CHUNK_CELLS = 8_000_000  # users x items scored at once (memory)
+AUC_MAX_CELLS = 10_000_000  # users x items sorted for the AUC
 
 
 @dataclass
@@ -342,6 +343,8 @@ def train_model(
     cold_items, cold_users = split.cold_items, split.cold_users
     eval_users = _EvalUsers(np.union1d(val_users, cold_users), n_users)
     chunk = _eval_chunk(n_items)
+    # AUC sorts whole rows: cap its users by scored cells
+    auc_users = int(max(50, min(1000, AUC_MAX_CELLS // max(n_items, 1))))
     report("prepare", 1.0)
     deadline = t_start + config.time_budget_s
     do_search = config.search and val_users.size > 0
@@ -527,21 +530,28 @@ def train_model(
                     val_v,
                     users=val_users,
                     chunk_size=chunk,
+                    auc_max_users=auc_users,
                 )
             )
             del cached
             metrics["lightfm_precision_at_10"] = float(best_lf["precision"])
     if cold_items.size and cold_users.size:
         with clock("evaluate_s"):
+            # ranked among the held-out items only (what item_subset would do),
+            # scoring just their columns
             cold_rows = metadata_only_rows(f_items, n_items)[cold_items]
-            lf_cold = _cold_item_embeddings(best_lf, cold_rows, ie_v, ib_v, cold_items)
+            model_emb, model_b = best_lf["feature_embeddings"]
             cold = evaluate(
-                _lf_scorer(lf_cold[0], lf_cold[1], ue_v, eval_users.position),
-                train_v,
-                split.cold_test,
+                _lf_scorer(
+                    np.asarray(cold_rows @ model_emb, np.float32),
+                    np.asarray(cold_rows @ model_b, np.float32).ravel(),
+                    ue_v,
+                    eval_users.position,
+                ),
+                train_v[:, cold_items],
+                split.cold_test[:, cold_items],
                 users=cold_users,
-                item_subset=cold_items,
-                chunk_size=chunk,
+                auc_max_users=auc_users,
             )
             metrics.update({f"cold_{k}": v for k, v in cold.items()})
     report("blend_search", 1.0)
@@ -683,16 +693,6 @@ def _ii_scorer(history: sp.csr_matrix, neighbors: sp.csr_matrix):
         return np.asarray((history[users] @ neighbors).toarray())
 
     return scorer
-
-
-def _cold_item_embeddings(best_lf, cold_rows, item_emb, item_b, cold_items):
-    """Replace the held-out items' vectors by their metadata-only vectors."""
-    model_emb, model_b = best_lf["feature_embeddings"]
-    emb = item_emb.copy()
-    b = item_b.copy()
-    emb[cold_items] = cold_rows @ model_emb
-    b[cold_items] = cold_rows @ model_b
-    return emb, b
 
 
 def _trending(im, data: TrainingData, config: TrainConfig) -> np.ndarray:
