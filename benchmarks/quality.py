@@ -354,6 +354,11 @@ def run_training_speed(args) -> None:
         seed=args.seed,
         time_budget_s=args.budget,
     )
+    if args.search:
+        # the product default (search within the time budget), components fixed
+        config = TrainConfig(
+            components=args.components, seed=args.seed, time_budget_s=args.budget
+        )
     if args.threads:
         config = config.replace(num_threads=args.threads)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -371,6 +376,10 @@ def run_training_speed(args) -> None:
         config.num_threads or 1
     )
     epochs = int(result.params["chosen"]["epochs"])
+    print(f"chosen: {result.params['chosen']}", flush=True)
+    print(f"metrics: {result.metrics}", flush=True)
+    if args.no_bare:
+        return
     # the bare fit: same matrix, features, parameters, epochs and threads
     x = build_matrix(data, half_life_days=config.half_life_days).matrix
     item_fz = ItemFeaturizer.fit(
@@ -739,6 +748,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="0: engine default")
     parser.add_argument("--label", default="", help="write the result to the docs")
     parser.add_argument("--save", metavar="DIR", help="training speed: save the bundle")
+    parser.add_argument(
+        "--search", action="store_true", help="training speed: default search on"
+    )
+    parser.add_argument(
+        "--no-bare", action="store_true", help="training speed: skip the bare fit"
+    )
     parser.add_argument("--bundle", metavar="DIR", help="ANN recall: a saved bundle")
     parser.add_argument("--ann-m", default="16,32", help="ANN recall: M values")
     parser.add_argument(
