@@ -10,6 +10,7 @@ from django.db.models import Model, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from items.models import Category, Item, Tag
+from recsite.lookups import pks_by_external_id
 from users.selectors import attribute_filter_q
 
 
@@ -67,18 +68,7 @@ def item_get(*, external_id: str) -> Item | None:
 
 def item_pks_by_external_id(*, external_ids: Iterable[str]) -> dict[str, int]:
     """`{external_id: pk}` of the existing items among these ids (one query)."""
-    ids = list(external_ids)
-    if not ids:
-        return {}
-    with connection.cursor() as cursor:
-        # A join on unnest() probes the unique index once per id (see
-        # users.selectors.user_pks_by_external_id).
-        cursor.execute(
-            f"SELECT t.external_id, t.id FROM unnest(%s::varchar[]) AS wanted(key) "
-            f"JOIN {Item._meta.db_table} AS t ON t.external_id = wanted.key",
-            [ids],
-        )
-        return dict(cursor.fetchall())
+    return pks_by_external_id(Item, external_ids)
 
 
 def item_windows_by_external_id(*, external_ids: Iterable[str]) -> dict[str, dict]:

@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db import connection
 from django.db.models import Q, QuerySet
 
+from recsite.lookups import pks_by_external_id
 from users.models import EndUser
 
 
@@ -56,15 +56,4 @@ def user_get(*, external_id: str) -> EndUser | None:
 
 def user_pks_by_external_id(*, external_ids: Iterable[str]) -> dict[str, int]:
     """`{external_id: pk}` of the existing end-users among these ids (one query)."""
-    ids = list(external_ids)
-    if not ids:
-        return {}
-    with connection.cursor() as cursor:
-        # A join on unnest() probes the unique index once per id; with
-        # `external_id = ANY(%s)` the planner scanned the whole table for 1,000 ids.
-        cursor.execute(
-            f"SELECT t.external_id, t.id FROM unnest(%s::varchar[]) AS wanted(key) "
-            f"JOIN {EndUser._meta.db_table} AS t ON t.external_id = wanted.key",
-            [ids],
-        )
-        return dict(cursor.fetchall())
+    return pks_by_external_id(EndUser, external_ids)
