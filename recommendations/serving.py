@@ -17,6 +17,7 @@ business rules, hiding and availability come from the current database state.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -163,9 +164,17 @@ class OverlayState:
     overlay: Any = None  # ItemOverlay or None when empty
 
 
+# Set (in the environment, so forked workers inherit it) by gunicorn.conf.py when the
+# master process loads each active version and re-forks the workers.
+MASTER_LOADS_ENV = "RECSITE_MODEL_LOADED_BY_MASTER"
+
+
 class _Holder:
     def __init__(self) -> None:
         self.model: LoadedModel | None = None
+        # (version id, monotonic time) of an activation this process is waiting for
+        # the master to load (see MASTER_LOADS_ENV).
+        self.deferred: tuple[int, float] | None = None
         self.overlay: OverlayState | None = None
         self.checked_at = -1e18
         self.overlay_lock = threading.Lock()
@@ -259,6 +268,8 @@ def current_model() -> LoadedModel | None:
     failed = holder.failed.get(version_id)
     if failed is not None and time.monotonic() - failed[0] < RETRY_FAILED_LOAD_S:
         return model
+    if model is not None and _defer_to_master(version_id):
+        return model
     # Load outside any lock that requests wait on; one loader at a time.
     if not holder.load_lock.acquire(blocking=False):
         return model
@@ -280,6 +291,60 @@ def current_model() -> LoadedModel | None:
         return loaded
     finally:
         holder.load_lock.release()
+
+
+def _master_loads_models() -> bool:
+    return os.environ.get(MASTER_LOADS_ENV) == "1"
+
+
+def _defer_to_master(version_id: int) -> bool:
+    """True while a gunicorn worker should keep serving its current model because the
+    master is loading `version_id` and will replace this worker by a fork sharing it.
+
+    A worker loading the version itself would hold a private copy of the hnswlib
+    index and lookup tables (hundreds of MB per worker at 100k items). If the master
+    has not replaced the worker after MASTER_RELOAD_GRACE_S, the worker loads it.
+    """
+    if not _master_loads_models():
+        return False
+    holder = _holder
+    now = time.monotonic()
+    if holder.deferred is None or holder.deferred[0] != version_id:
+        holder.deferred = (version_id, now)
+    grace = float(settings.RECSITE.get("MASTER_RELOAD_GRACE_S", 120))
+    if now - holder.deferred[1] < grace:
+        return True
+    logger.warning(
+        "serving: the master did not load version %s within %.0f s; loading it here",
+        version_id,
+        grace,
+    )
+    return False
+
+
+def loaded_version_id() -> int | None:
+    """The version this process serves (None: popularity), without checking."""
+    model = _holder.model
+    return model.version_id if model is not None else None
+
+
+def model_check_now() -> LoadedModel | None:
+    """Check the active version at once (not waiting for SERVING_REFRESH_S) and load
+    it if needed: gunicorn's master calls this before re-forking its workers."""
+    _holder.checked_at = -1e18
+    _holder.deferred = None
+    return current_model()
+
+
+def _reinit_locks_after_fork() -> None:
+    # A fork can happen while another thread of the parent (gunicorn's master
+    # watcher) holds one of these locks; the child has no such thread.
+    holder = _holder
+    holder.overlay_lock = threading.Lock()
+    holder.load_lock = threading.Lock()
+    holder.check_lock = threading.Lock()
+    holder.deferred = None
+    _cache.lock = threading.Lock()
 
 
 def model_health() -> dict:
@@ -351,6 +416,7 @@ class _TTLCache:
 
 
 _cache = _TTLCache()
+os.register_at_fork(after_in_child=_reinit_locks_after_fork)
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,10 @@ RECSITE = {
     "KEEP_MODEL_VERSIONS": env_int("KEEP_MODEL_VERSIONS", 5),
     # How often a serving process checks which version is active (seconds).
     "SERVING_REFRESH_S": float(env("SERVING_REFRESH_S", "3") or 3),
+    # Under gunicorn with preload_app (gunicorn.conf.py) the master loads a newly
+    # activated version and re-forks the workers, so they share its memory; a worker
+    # loads the version itself only if that has not happened after this long.
+    "MASTER_RELOAD_GRACE_S": float(env("MASTER_RELOAD_GRACE_S", "120") or 120),
     "MAX_BATCH_ROWS": 10_000,
     "MAX_RECOMMENDATIONS": 100,
     # Background work (recommendations/tasks.py; docs/background.md).
