@@ -34,7 +34,8 @@ def when_ready(server):
     if os.environ.get("GUNICORN_PRELOAD_MODEL", "1") != "0":
         # The active model too: the workers then share its arrays, the hnswlib index
         # and the lookup tables built from them instead of building one copy each. A
-        # version activated later is loaded by each worker on its own.
+        # version activated later is loaded by the master too, which then re-forks
+        # the workers (recsite/prefork.py, below).
         try:
             from recommendations.serving import current_model
 
@@ -47,3 +48,21 @@ def when_ready(server):
 
     connections.close_all()
     caches.close_all()
+    # A version activated while gunicorn runs: a thread of the master loads it and
+    # sends the master SIGHUP, so new workers forked from it share the new model
+    # (GUNICORN_RELOAD_ON_ACTIVATION=0 or GUNICORN_PRELOAD_MODEL=0: each worker
+    # loads it on its own).
+    from recsite import prefork
+
+    prefork.watcher_start(server)
+
+
+def on_reload(server):
+    """SIGHUP (the model watcher's, or an operator's): note the version the new
+    workers are forked with. gunicorn re-executes this file on every reload; the
+    watcher's state lives in recsite/prefork.py, imported once."""
+    import sys
+
+    prefork = sys.modules.get("recsite.prefork")
+    if prefork is not None:
+        prefork.on_reload(server)
