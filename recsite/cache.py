@@ -15,7 +15,7 @@ import logging
 import time
 from functools import cached_property
 
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -63,6 +63,41 @@ class _GuardedClient:
         return guarded
 
 
+class _ReusingClient(RedisCacheClient):
+    """Django's client, but one `redis.Redis` object per connection pool.
+
+    Django builds a new `redis.Redis` for every cache call, and each one builds its
+    table of ~200 response callbacks: about 0.15 ms of CPU per call, several times per
+    API request (throttling, serving's keys). A `redis.Redis` over a pool is
+    thread-safe, and the pool reconnects after a fork by itself.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, object] = {}
+
+    def get_client(self, key=None, *, write=False):
+        index = self._get_connection_pool_index(write)
+        client = self._clients.get(index)
+        if client is None:
+            client = self._client(connection_pool=self._get_connection_pool(write))
+            self._clients[index] = client
+        return client
+
+    def window_counts(self, current: str, previous: str, timeout: int) -> list[int]:
+        """INCR `current` (expiring after `timeout` s) and read `previous`: one trip."""
+        pipe = self.get_client(write=True).pipeline(transaction=False)
+        pipe.incr(current)
+        pipe.expire(current, timeout)
+        pipe.get(previous)
+        count, _, before = pipe.execute()
+        return [int(count), int(before or 0)]
+
+    def window_decr(self, key: str) -> None:
+        """Undo one INCR of `window_counts`."""
+        self.get_client(write=True).decr(key)
+
+
 class CircuitBreakerRedisCache(RedisCache):
     """Django's RedisCache that fails fast for a while after Redis failed."""
 
@@ -72,6 +107,20 @@ class CircuitBreakerRedisCache(RedisCache):
             options.pop("CIRCUIT_BREAKER_SECONDS", DEFAULT_OPEN_SECONDS)
         )
         super().__init__(server, {**params, "OPTIONS": options})
+        self._class = _ReusingClient
+
+    def window_counts(self, current: str, previous: str, timeout: int) -> list[int]:
+        """[count of `current` after one increment, count of `previous`] (keys are
+        prefixed like every cache key); `current` expires after `timeout` seconds."""
+        return self._cache.window_counts(
+            self.make_and_validate_key(current),
+            self.make_and_validate_key(previous),
+            int(timeout),
+        )
+
+    def window_uncount(self, key: str) -> None:
+        """Take back one increment of `window_counts` (a refused request)."""
+        self._cache.window_decr(self.make_and_validate_key(key))
 
     @cached_property
     def _cache(self):

@@ -1,0 +1,153 @@
+#!/usr/bin/env python
+"""Where a serving request's time goes: CPU per request and SQL queries, in-process.
+
+    .venv/bin/python benchmarks/serving_profile.py --db recsite_bench [--requests 500]
+        [--profile recs|similar|user|item] [--top 30]
+
+Runs the real Django stack (middleware, authentication, throttling, views) through
+Django's test client against an existing benchmark database (`benchmarks/run.py
+--keep-db`), with DEBUG off and one BLAS thread, and reports for each endpoint the
+CPU milliseconds per request of this process (`time.process_time`), the PostgreSQL
+backend's CPU milliseconds per request (from /proc of the backend process), and the
+SQL queries per request. CPU time, unlike wall time, hardly moves when the machine is
+busy, so before/after comparisons of a change hold on a shared machine.
+`--profile ENDPOINT` adds a cProfile of that endpoint (top functions by cumulative
+time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _setup(db: str) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings.base")
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-0123456789abcdef")
+    os.environ["DEBUG"] = "0"
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault(
+        "THROTTLE_READ_ONLY", "100000000/min"
+    )  # measure the API, not refusals
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("STATIC_ROOT", str(ROOT / ".local" / "static"))
+    (ROOT / ".local" / "static").mkdir(parents=True, exist_ok=True)
+    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/x")
+    os.environ["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + db
+    work = ROOT / ".local" / "bench" / db
+    os.environ.setdefault("ARTIFACTS_DIR", str(work / "artifacts"))
+    os.environ.setdefault("ARTIFACTS_CACHE_DIR", str(work / "artifact-cache"))
+    os.environ.setdefault("CACHE_KEY_PREFIX", f"bench-{db}")
+    import django
+
+    django.setup()
+
+
+def _backend_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _paths(n: int, seed: int) -> dict[str, list[str]]:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT u.external_id FROM users_enduser u WHERE EXISTS (SELECT 1 FROM "
+            "recommendations_interaction x WHERE x.user_id = u.id) ORDER BY random() "
+            "LIMIT %s",
+            [n],
+        )
+        users = [r[0] for r in cur.fetchall()]
+        cur.execute(
+            "SELECT i.external_id FROM items_item i WHERE EXISTS (SELECT 1 FROM "
+            "recommendations_interaction x WHERE x.item_id = i.id) ORDER BY random() "
+            "LIMIT %s",
+            [n],
+        )
+        items = [r[0] for r in cur.fetchall()]
+    rng = random.Random(seed)
+    rng.shuffle(users)
+    rng.shuffle(items)
+    return {
+        "user": [f"/api/v1/users/{u}/" for u in users],
+        "recs": [f"/api/v1/users/{u}/recommendations/?n=10" for u in users],
+        "item": [f"/api/v1/items/{i}/" for i in items],
+        "similar": [f"/api/v1/items/{i}/similar/?n=10" for i in items],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", default="recsite_bench")
+    p.add_argument("--requests", type=int, default=500)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument(
+        "--profile", choices=("user", "recs", "item", "similar"), default=None
+    )
+    p.add_argument("--top", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    _setup(args.db)
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from users.services import api_key_create
+
+    _key, raw = api_key_create(name="serving-profile", kind="read_only")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_HOST="127.0.0.1")
+    paths = _paths(args.requests + args.warmup, args.seed)
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+    print(f"database {args.db}; {args.requests} requests per endpoint after warm-up")
+    print(
+        f"{'endpoint':8} {'web CPU ms':>10} {'PG CPU ms':>9} {'queries':>7} "
+        f"{'wall ms':>8}"
+    )
+    for name in ("user", "recs", "item", "similar"):
+        todo = paths[name]
+        for path in todo[: args.warmup]:
+            assert client.get(path).status_code == 200, path
+        run = todo[args.warmup : args.warmup + args.requests]
+        with CaptureQueriesContext(connection) as queries:
+            for path in run[:50]:
+                client.get(path)
+        n_queries = len(queries.captured_queries) / min(50, len(run))
+        profiler = cProfile.Profile() if name == args.profile else None
+        pg0, cpu0, wall0 = _backend_cpu_s(backend), time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        for path in run:
+            response = client.get(path)
+            if response.status_code != 200:
+                raise SystemExit(f"{path} answered {response.status_code}")
+        if profiler is not None:
+            profiler.disable()
+        cpu = (time.process_time() - cpu0) / len(run) * 1000
+        wall = (time.perf_counter() - wall0) / len(run) * 1000
+        pg = (_backend_cpu_s(backend) - pg0) / len(run) * 1000
+        print(f"{name:8} {cpu:10.2f} {pg:9.2f} {n_queries:7.1f} {wall:8.2f}")
+        if profiler is not None:
+            pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(args.top)
+    _key.delete()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

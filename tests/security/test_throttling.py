@@ -1,0 +1,87 @@
+"""The sliding-window rate limiter: budget per key, windows that slide, O(1) state."""
+
+import uuid
+
+import pytest
+from django.core.cache import cache
+from rest_framework.settings import api_settings
+from rest_framework.test import APIClient
+
+from users import throttling
+from users.services import api_key_create
+
+TEST_URLS = "tests.security.urls"
+ECHO = "/api/v1/test-echo/"
+
+
+@pytest.fixture
+def limited(settings):
+    """A write key limited to 4 requests per minute, with a private cache prefix."""
+    settings.ROOT_URLCONF = TEST_URLS
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"t-{uuid.uuid4().hex}"}
+    }
+    settings.REST_FRAMEWORK = {
+        **api_settings.user_settings,
+        "DEFAULT_THROTTLE_RATES": {
+            "write": "4/min",
+            "read_only": "4/min",
+            "public": "4/min",
+            "staff": "4/min",
+        },
+    }
+    _, raw_key = api_key_create(name="limited", kind="write")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    return client
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.mark.django_db
+def test_window_slides_instead_of_resetting(limited, monkeypatch):
+    clock = _Clock(60_000 * 60 + 50.0)  # 50 s into a one-minute window
+    monkeypatch.setattr(throttling.time, "time", clock.time)
+    assert [limited.get(ECHO).status_code for _ in range(4)] == [200] * 4
+    assert limited.get(ECHO).status_code == 429
+    # 15 s into the next window, 75% of the previous window's 4 requests still
+    # count (3): one more request fits, the second does not.
+    clock.now += 25.0
+    assert limited.get(ECHO).status_code == 200
+    refused = limited.get(ECHO)
+    assert refused.status_code == 429
+    # Retry-After: when the previous window's share has shrunk enough for one more.
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    clock.now += int(refused["Retry-After"])
+    assert limited.get(ECHO).status_code == 200
+    # A whole window later the budget is back in full.
+    clock.now += 120.0
+    assert [limited.get(ECHO).status_code for _ in range(4)] == [200] * 4
+
+
+@pytest.mark.django_db
+def test_refused_requests_do_not_use_up_the_budget(limited, monkeypatch):
+    clock = _Clock(60_000 * 60 + 1.0)
+    monkeypatch.setattr(throttling.time, "time", clock.time)
+    assert [limited.get(ECHO).status_code for _ in range(4)] == [200] * 4
+    assert [limited.get(ECHO).status_code for _ in range(20)] == [429] * 20
+    clock.now += 60.0  # next window: the previous one had 4 (not 24) requests
+    clock.now += 45.0  # ... of which 25% still count: 1, so 3 more fit
+    assert [limited.get(ECHO).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+@pytest.mark.django_db
+def test_state_per_key_is_two_small_counters(limited):
+    for _ in range(3):
+        limited.get(ECHO)
+    client = cache._cache.get_client(write=True)
+    keys = client.keys(f"{cache.key_prefix}*throttle*")
+    assert 1 <= len(keys) <= 2
+    assert all(int(client.get(k)) <= 3 for k in keys)
+    assert all(0 < client.ttl(k) <= 120 for k in keys)
