@@ -1043,9 +1043,28 @@ def phase_memory(ctx: Context) -> dict:
         return unavailable(
             "no active model version (training did not run or failed)", target
         )
+    from recommendations.models import ModelVersion
+
+    source_pk = (
+        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)
+        .values_list("pk", flat=True)
+        .first()
+    )
     n_users = MEMORY_MODEL_USERS if ctx.scale.name != "tiny" else ctx.scale.users * 5
     artifact = _graft_users(ctx, source, n_users)
     version_id = _activate_artifacts(artifact)
+    if source_pk == version_id:
+        # Nothing was grafted: the live activation switches to another version row
+        # with the same artifacts (serving loads by version id).
+        old = ModelVersion.objects.get(pk=version_id)
+        source_pk = ModelVersion.objects.create(
+            status=ModelVersion.Status.READY,
+            trigger=ModelVersion.Trigger.COMMAND,
+            params=old.params,
+            metrics=old.metrics,
+            artifact_path=old.artifact_path,
+            data_watermark=old.data_watermark,
+        ).pk
     from recommendations.engine.artifacts import load_artifacts
 
     model_dir = _local_dir(artifact)
@@ -1066,30 +1085,40 @@ def phase_memory(ctx: Context) -> dict:
     rows = []
     totals = {}
     counts = (1, 2) if ctx.scale.name == "tiny" else (1, 2, 4)
+    live = (source_pk, version_id)
     modes = (
         # gunicorn.conf.py loads the active model in the master before fork
-        ("after a (re)start: model preloaded by the master", {}),
-        # what each worker does for a version activated while it runs
-        (
-            "after a live activation: model loaded by each worker",
-            {"GUNICORN_PRELOAD_MODEL": "0"},
-        ),
+        ("after a (re)start: model preloaded by the master", {}, None),
+        # gunicorn starts with the trained model; the big one is activated while it
+        # runs: the master loads it and re-forks the workers (recsite/prefork.py)
+        ("after a live activation: loaded by the master, workers re-forked", {}, live),
     )
     if ctx.scale.name == "tiny":
-        modes = modes[:1]  # the suite's smoke run: one mode exercises the same code
+        # the suite's smoke run: the live mode exercises start, activation, re-fork
+        # and measurement, a superset of the restart mode's code
+        modes = modes[1:]
     rows = []
     per_worker: dict[str, float] = {}
-    for mode, extra_env in modes:
+    switches: dict[str, list[str]] = {}
+    for mode, extra_env, activation in modes:
         totals = {}
         for workers in counts:
-            totals[workers], row = _memory_of(
-                ctx, workers, paths, model_dir, ctx.django_env(**extra_env)
+            totals[workers], row, switch = _memory_of(
+                ctx,
+                workers,
+                paths,
+                model_dir,
+                ctx.django_env(**extra_env),
+                live=activation,
             )
             rows.append([mode, *row])
+            if switch is not None:
+                switches.setdefault(mode, []).append(f"{workers} worker(s): {switch}")
             ctx.say(
                 f"memory ({mode}): {workers} worker(s): total PSS "
                 f"{totals[workers]:.0f} MB, USS per worker {row[3]:.0f} MB, "
                 f"artifact files mapped {row[7]}"
+                + (f"; switch: {switch}" if switch else "")
             )
         last = counts[-1]
         per_worker[mode] = (totals[last] - totals[1]) / (last - 1)
@@ -1127,19 +1156,81 @@ def phase_memory(ctx: Context) -> dict:
             "across the processes that map it) from 1 to "
             f"{counts[-1]} workers: "
             + "; ".join(f"{m}: +{v:.0f} MB" for m, v in per_worker.items())
-            + ". The verdict uses the worse of the two.",
+            + (
+                ". The verdict uses the worse of the two."
+                if len(per_worker) > 1
+                else "."
+            ),
             "USS is what each worker holds alone: its heap, copies of model arrays and "
             "the hnswlib index (not memory-mapped), unless the master built them "
             "before "
             "fork.",
+            "Live activation: gunicorn starts with the trained model (version "
+            f"{source_pk}) active; version {version_id} is activated through "
+            "model_version_activate while it runs; the master's model watcher "
+            "(recsite/prefork.py) loads it and sends itself SIGHUP, gunicorn forks new "
+            "workers sharing it and stops the old ones; measured once every worker "
+            "has been replaced and answers with the new version. Time from the "
+            "activation to that point: "
+            + "; ".join(s for v in switches.values() for s in v)
+            + ".",
         ],
         "raw": per_worker,
     }
 
 
-def _memory_of(ctx: Context, workers: int, paths: dict, model_dir: Path, env: dict):
-    """(total PSS MB, table row) of gunicorn with `workers` workers after warm-up."""
+def _memory_of(
+    ctx: Context,
+    workers: int,
+    paths: dict,
+    model_dir: Path,
+    env: dict,
+    live: tuple[int, int] | None = None,
+):
+    """(total PSS MB, table row, switch) of gunicorn with `workers` workers after
+    warm-up.
+
+    live=(old, new): gunicorn starts with version `old` active, and `new` is activated
+    while it runs; measured once every worker serves `new` (workers forked again by
+    the master, or with GUNICORN_RELOAD_ON_ACTIVATION=0 the same workers, each loading
+    it). `switch` describes how long that took (None without `live`).
+    """
+    from recommendations.models import ModelVersion
+    from recommendations.services.registry import model_version_activate
+
+    if live is not None:
+        model_version_activate(version=ModelVersion.objects.get(pk=live[0]))
+    switch = None
     with Gunicorn(env=env, workers=workers, log_path=ctx.log_path) as server:
+        if live is not None:
+            old_pk, new_pk = live
+            code = _wait_for_model(server, paths["recs"][0], ctx.read_key)
+            if code != 200:
+                raise RuntimeError(f"recommendations answered {code}")
+            before = set(server.worker_pids())
+            refork = (
+                env.get("GUNICORN_RELOAD_ON_ACTIVATION", "1") != "0"
+                and env.get("GUNICORN_PRELOAD_MODEL", "1") != "0"
+            )
+            started = time.monotonic()
+            model_version_activate(version=ModelVersion.objects.get(pk=new_pk))
+            while True:
+                pids = set(server.worker_pids())
+                code, body = _probe(server.base_url, paths["recs"][0], ctx.read_key)
+                served = json.loads(body).get("model_version") if code == 200 else None
+                replaced = len(pids) == workers and not (pids & before)
+                if served == new_pk and (replaced or not refork):
+                    break
+                if time.monotonic() - started > 900:
+                    raise RuntimeError(
+                        f"version {new_pk} activated while gunicorn ran is not served "
+                        f"by new workers after 900 s (answer {code}, version "
+                        f"{served}; workers {sorted(pids)}, at start {sorted(before)})"
+                    )
+                time.sleep(0.2)
+            switch = f"{time.monotonic() - started:.1f} s" + (
+                " (workers re-forked)" if refork else " (each worker loads it)"
+            )
         base = {pid: stats.process_memory(pid) for pid in server.worker_pids()}
         code = _wait_for_model(server, paths["recs"][0], ctx.read_key)
         if code != 200:
@@ -1175,7 +1266,7 @@ def _memory_of(ctx: Context, workers: int, paths: dict, model_dir: Path, env: di
         stats.median([mem[p]["uss_mb"] - base[p]["uss_mb"] for p in pids if p in base]),
         f"{min(maps.values())}–{max(maps.values())}",
     ]
-    return total_pss, row
+    return total_pss, row, switch
 
 
 # ------------------------------------------------------------------- 7. large
