@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .dataset import IdMap
 from .features import ItemFeaturizer, UserFeaturizer
+from .scoring import popularity_order
 from .types import ModelBundle
 
 FORMAT = "recsite-engine"
@@ -54,6 +56,21 @@ _DENSE = (
 _SPARSE = ("neighbors", "item_labels")
 # written when present; bundles saved before they existed load without them
 _OPTIONAL_DENSE = ("item_metadata_embeddings", "item_metadata_biases")
+# lookup arrays derived from a field at save time (ModelBundle.derived), so that
+# serving maps them instead of building private copies in every process; bundles
+# saved before they existed load without them (serving computes them)
+_DERIVED = {
+    "item_pks": ("item_pks_order", "item_pks_sorted"),
+    "user_pks": ("user_pks_order", "user_pks_sorted"),
+    "popularity": ("popularity_order",),
+}
+
+
+def derive(name: str, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The derived arrays of a field (see _DERIVED), always from its current value."""
+    if name == "popularity":
+        return (popularity_order(values),)
+    return IdMap.from_pks(values).sort_order()
 
 
 def _sha256(path: Path) -> str:
@@ -90,6 +107,11 @@ def save_artifacts(bundle: ModelBundle, directory: str | Path) -> None:
         for name in _OPTIONAL_DENSE:
             if getattr(bundle, name) is not None:
                 arrays[name] = np.ascontiguousarray(getattr(bundle, name))
+        for name, parts in _DERIVED.items():
+            # recomputed, never copied from bundle.derived: the field may have
+            # been replaced since (benchmarks graft users onto a loaded model)
+            for part, values in zip(parts, derive(name, arrays[name]), strict=True):
+                arrays[part] = np.ascontiguousarray(values, dtype=np.int64)
         for name in _SPARSE:
             m = sp.csr_matrix(getattr(bundle, name))
             arrays[f"{name}_data"] = m.data.astype(np.float32)
@@ -198,6 +220,11 @@ def load_artifacts(
         for name in _OPTIONAL_DENSE:
             if f"{name}.npy" in files:
                 dense[name] = array(name)
+        derived = {
+            name: (dense[name], *(array(part) for part in parts))
+            for name, parts in _DERIVED.items()
+            if all(f"{part}.npy" in files for part in parts)
+        }
         sparse = {}
         for name in _SPARSE:
             sparse[name] = sp.csr_matrix(
@@ -225,6 +252,7 @@ def load_artifacts(
             params=document("params.json"),
             blend=document("blend.json"),
             metrics=document("metrics.json"),
+            derived=derived,
         )
     except ArtifactError:
         raise
@@ -261,6 +289,8 @@ def _check_consistency(b: ModelBundle, root: Path) -> None:
         b.item_labels.shape == (n_i, len(b.label_names)),
         "alpha" in b.blend,
     ]
+    for values, *parts in b.derived.values():
+        checks.extend(part.shape == values.shape for part in parts)
     if b.item_metadata_embeddings is not None:
         checks.append(b.item_metadata_embeddings.shape == (n_i, d))
         checks.append(

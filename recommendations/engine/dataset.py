@@ -14,21 +14,45 @@ SECONDS_PER_DAY = 86_400.0
 
 @dataclass(frozen=True)
 class IdMap:
-    """Bidirectional pk <-> index mapping (vectorised lookups)."""
+    """Bidirectional pk <-> index mapping (vectorised lookups).
+
+    Holds no copy of its arrays when it can: pks already in increasing order are
+    their own sorted view, and saved models store the argsort and the sorted pks
+    (`from_sorted`), so a memory-mapped model maps a million users without a
+    private copy per process.
+    """
 
     pks: np.ndarray  # int64 [n], index order
-    _order: np.ndarray  # argsort of pks
+    _order: np.ndarray | None  # argsort of pks; None when pks are increasing
     _sorted: np.ndarray  # pks[_order]
 
     @classmethod
     def from_pks(cls, pks: np.ndarray) -> IdMap:
         """Build from the pks in index order (must be unique)."""
         pks = np.asarray(pks, dtype=np.int64)
+        if pks.size < 2 or bool(np.all(pks[1:] > pks[:-1])):
+            return cls(pks=pks, _order=None, _sorted=pks)
         order = np.argsort(pks, kind="stable")
         sorted_pks = pks[order]
-        if sorted_pks.size > 1 and np.any(sorted_pks[1:] == sorted_pks[:-1]):
+        if np.any(sorted_pks[1:] == sorted_pks[:-1]):
             raise ValueError("duplicate pks")
         return cls(pks=pks, _order=order, _sorted=sorted_pks)
+
+    @classmethod
+    def from_sorted(
+        cls, pks: np.ndarray, order: np.ndarray, sorted_pks: np.ndarray
+    ) -> IdMap:
+        """Build from pks, their argsort and pks[argsort] (as saved with a model)."""
+        pks = np.asarray(pks, dtype=np.int64)
+        if not (order.shape == sorted_pks.shape == pks.shape):
+            raise ValueError("order does not match pks")
+        return cls(pks=pks, _order=order, _sorted=np.asarray(sorted_pks, np.int64))
+
+    def sort_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(argsort of pks, sorted pks): what `from_sorted` needs."""
+        if self._order is None:
+            return np.arange(len(self), dtype=np.int64), self.pks
+        return self._order, self._sorted
 
     def __len__(self) -> int:
         return int(self.pks.shape[0])
@@ -41,7 +65,8 @@ class IdMap:
         pos = np.searchsorted(self._sorted, pks)
         pos = np.minimum(pos, self._sorted.size - 1)
         found = self._sorted[pos] == pks
-        return np.where(found, self._order[pos], -1).astype(np.int64)
+        index = pos if self._order is None else self._order[pos]
+        return np.where(found, index, -1).astype(np.int64)
 
     def index_of(self, pk: int) -> int:
         """Index of one pk, or -1."""

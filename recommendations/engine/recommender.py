@@ -18,10 +18,13 @@ from .ann import query_vector
 from .dataset import IdMap
 from .scoring import (
     EPS,
+    STATS_CHUNK,
+    AugmentedStats,
     augmented_stats,
     effective_alpha,
     foldin_user,
     lightfm_z_params,
+    popularity_order,
 )
 from .types import (
     ItemOverlay,
@@ -88,8 +91,11 @@ class Recommender:
     def __init__(self, bundle: ModelBundle) -> None:
         b = bundle
         self.bundle = b
-        self._items = IdMap.from_pks(b.item_pks)
-        self._users = IdMap.from_pks(b.user_pks)
+        # Big arrays stay as the bundle holds them (memory-mapped when loaded
+        # from artifacts, shared by every process through the page cache):
+        # no private per-process copy of anything O(n_users) or O(n_items x dim).
+        self._items = _id_map(b, "item_pks")
+        self._users = _id_map(b, "user_pks")
         self._alpha = effective_alpha(float(b.blend.get("alpha", 0.5)))
         self._foldin_scale = float(b.blend.get("foldin_scale", 1.0))
         self._foldin_reg = float(b.blend.get("foldin_regularization", 1.0))
@@ -104,20 +110,21 @@ class Recommender:
         self._recent_mix_rows = float(
             b.params.get("recent_mix_rows", TrainConfig().recent_mix_rows)
         )
-        emb = b.item_embeddings
-        self._lf_mean, self._lf_cov = augmented_stats(emb, b.item_biases)
-        e64 = np.asarray(emb, dtype=np.float64)
-        self._gram = (e64.T @ e64) / max(b.n_items, 1)
-        self._norms = (np.linalg.norm(e64, axis=1) + EPS).astype(np.float32)
-        self._cos_mean, self._cos_cov = augmented_stats(
-            (e64 / self._norms[:, None]).astype(np.float32),
-            np.zeros(b.n_items, dtype=np.float32),
+        (
+            (self._lf_mean, self._lf_cov),
+            self._gram,
+            self._norms,
+            (self._cos_mean, self._cos_cov),
+        ) = _catalog_stats(b.item_embeddings, b.item_biases)
+        # the neighbour CSR in its stored dtypes (int32/float32 in artifacts);
+        # requests widen only the rows they read
+        self._nb_indptr = b.neighbors.indptr
+        self._nb_indices = b.neighbors.indices
+        self._nb_data = b.neighbors.data
+        derived = _derived(b, "popularity")
+        self._pop_order = (
+            derived[0] if derived is not None else popularity_order(b.popularity)
         )
-        del e64
-        self._nb_indptr = np.asarray(b.neighbors.indptr, dtype=np.int64)
-        self._nb_indices = np.asarray(b.neighbors.indices, dtype=np.int64)
-        self._nb_data = np.asarray(b.neighbors.data, dtype=np.float64)
-        self._pop_order = np.argsort(-np.asarray(b.popularity), kind="stable")
         self._label_emb = np.asarray(
             b.item_feature_embeddings[np.asarray(b.label_feature_index)], np.float32
         )
@@ -127,22 +134,16 @@ class Recommender:
         self._ann_candidates = int(b.params.get("ann_candidates", 300))
         self._meta = b.item_metadata_embeddings
         if self._meta is not None:
-            m64 = np.asarray(self._meta, dtype=np.float64)
-            norms = np.linalg.norm(m64, axis=1)
-            self._meta_norms = np.maximum(norms, EPS).astype(np.float32)
-            unit = (m64 / self._meta_norms[:, None]).astype(np.float32)
-            unit[norms <= EPS] = 0.0
+            self._meta_biases = np.asarray(b.item_metadata_biases, np.float32)
             # cosine statistics over the catalog's metadata-only vectors, and the
             # LightFM score statistics of those vectors (overlay items are scored
             # against them: like with like)
-            self._meta_cos_mean, self._meta_cos_cov = augmented_stats(
-                unit, np.zeros(b.n_items, dtype=np.float32)
+            self._meta_norms, (self._meta_cos_mean, self._meta_cos_cov) = (
+                _cosine_stats(self._meta)
             )
-            self._meta_biases = np.asarray(b.item_metadata_biases, np.float32)
             self._meta_lf_mean, self._meta_lf_cov = augmented_stats(
                 self._meta, self._meta_biases
             )
-            del m64, unit
             n = b.n_items
             self._rank_sample = (
                 np.sort(
@@ -603,21 +604,32 @@ class Recommender:
     def _itemitem(self, hist: np.ndarray, weights: np.ndarray) -> _ItemItem | None:
         if hist.size == 0:
             return None
-        starts, ends = self._nb_indptr[hist], self._nb_indptr[hist + 1]
-        lengths = ends - starts
-        total = int(lengths.sum())
-        if total == 0:
+        cols, vals, lengths = self._neighbor_rows(hist)
+        if cols.size == 0:
             return None
-        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-        pos = np.arange(total) + offsets
-        cols = self._nb_indices[pos]
-        vals = self._nb_data[pos] * np.repeat(weights, lengths)
+        vals = vals * np.repeat(weights, lengths)
         uniq, inv = np.unique(cols, return_inverse=True)
         summed = np.bincount(inv, weights=vals, minlength=uniq.size)
         n = self.n_items
         mu = summed.sum() / n
         sd = float(np.sqrt(max((summed**2).sum() / n - mu**2, 0.0))) + EPS
         return _ItemItem(uniq, summed, float(mu), sd, hist, weights)
+
+    def _neighbor_rows(
+        self, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Columns (int64) and values (float64) of some neighbour rows, row after
+        row, and each row's length (the stored arrays may be int32/float32)."""
+        starts = self._nb_indptr[rows].astype(np.int64)
+        lengths = self._nb_indptr[rows + 1].astype(np.int64) - starts
+        total = int(lengths.sum())
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        pos = np.arange(total) + offsets
+        return (
+            self._nb_indices[pos].astype(np.int64),
+            self._nb_data[pos].astype(np.float64),
+            lengths,
+        )
 
     def _candidates(
         self,
@@ -714,7 +726,7 @@ class Recommender:
         all_scores = s
         if o_scores is not None:
             ok = ~np.isin(overlay.pks, exclude)
-            ok &= ~np.isin(overlay.pks, self.bundle.item_pks)  # trained copy wins
+            ok &= self._items.indices(overlay.pks) < 0  # trained copy wins
             if allowed_item_pks is not None:
                 ok &= np.isin(overlay.pks, _as_pks(allowed_item_pks))
             o = np.where(ok, np.asarray(o_scores, np.float64), -np.inf)
@@ -791,13 +803,8 @@ class Recommender:
         out = np.full(len(sources), -1, dtype=np.int64)
         if ii is None or len(sources) == 0:
             return out
-        starts = self._nb_indptr[ii.hist]
-        lengths = self._nb_indptr[ii.hist + 1] - starts
-        total = int(lengths.sum())
-        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-        pos = np.arange(total) + offsets
-        cols = self._nb_indices[pos]
-        contrib = self._nb_data[pos] * np.repeat(ii.weights, lengths)
+        cols, contrib, lengths = self._neighbor_rows(ii.hist)
+        contrib = contrib * np.repeat(ii.weights, lengths)
         rows = np.repeat(ii.hist, lengths)
         wanted = np.isin(cols, sources[sources >= 0])
         cols, contrib, rows = cols[wanted], contrib[wanted], rows[wanted]
@@ -812,6 +819,64 @@ class Recommender:
         hit = (sources >= 0) & (best_col[pos] == sources) & (best_val[pos] > 0)
         out[hit] = best_row[pos[hit]]
         return out
+
+
+def _id_map(b: ModelBundle, name: str) -> IdMap:
+    """The pk map of `b.<name>`, from the arrays saved with it when there are."""
+    derived = _derived(b, name)
+    if derived is not None:
+        return IdMap.from_sorted(getattr(b, name), *derived)
+    return IdMap.from_pks(getattr(b, name))
+
+
+def _derived(b: ModelBundle, name: str) -> tuple[np.ndarray, ...] | None:
+    """Arrays derived from `b.<name>` at save time, if it is still that array."""
+    entry = b.derived.get(name)
+    if entry is None or entry[0] is not getattr(b, name):
+        return None
+    return tuple(entry[1:])
+
+
+def _chunks(n: int):
+    for start in range(0, n, STATS_CHUNK):
+        yield slice(start, min(start + STATS_CHUNK, n))
+
+
+def _catalog_stats(emb: np.ndarray, biases: np.ndarray):
+    """LightFM score statistics, Gram matrix / n, row norms (+EPS, float32) and
+    cosine statistics of the item vectors, block by block (no float64 copy)."""
+    n, d = emb.shape
+    lf, cos = AugmentedStats(d), AugmentedStats(d)
+    gram = np.zeros((d, d))
+    norms = np.empty(n, dtype=np.float32)
+    for rows in _chunks(n):
+        e64 = np.asarray(emb[rows], dtype=np.float64)
+        lf.add(e64, biases[rows])
+        gram += e64.T @ e64
+        block_norms = (np.linalg.norm(e64, axis=1) + EPS).astype(np.float32)
+        norms[rows] = block_norms
+        cos.add(
+            (e64 / block_norms[:, None]).astype(np.float32),
+            np.zeros(block_norms.size, dtype=np.float32),
+        )
+    return lf.result(), gram / max(n, 1), norms, cos.result()
+
+
+def _cosine_stats(vectors: np.ndarray):
+    """Row norms (floored at EPS, float32) and the statistics of the unit rows
+    (zero rows stay zero), block by block."""
+    n, d = vectors.shape
+    cos = AugmentedStats(d)
+    norms = np.empty(n, dtype=np.float32)
+    for rows in _chunks(n):
+        v64 = np.asarray(vectors[rows], dtype=np.float64)
+        raw = np.linalg.norm(v64, axis=1)
+        block_norms = np.maximum(raw, EPS).astype(np.float32)
+        norms[rows] = block_norms
+        unit = (v64 / block_norms[:, None]).astype(np.float32)
+        unit[raw <= EPS] = 0.0
+        cos.add(unit, np.zeros(block_norms.size, dtype=np.float32))
+    return norms, cos.result()
 
 
 def _aggregate(idx: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

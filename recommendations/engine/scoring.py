@@ -23,23 +23,48 @@ def effective_alpha(alpha: float) -> float:
     return float(min(max(alpha, ALPHA_FLOOR), 1.0))
 
 
+def popularity_order(popularity: np.ndarray) -> np.ndarray:
+    """Item indices from most to least popular (stable: ties by index)."""
+    return np.argsort(-np.asarray(popularity), kind="stable")
+
+
+STATS_CHUNK = 65536  # rows per block of the catalog statistics
+
+
+class AugmentedStats:
+    """Running sums of augmented [v_j, b_j] rows, fed block by block."""
+
+    def __init__(self, dim: int) -> None:
+        self.n = 0
+        self.total = np.zeros(dim + 1)
+        self.outer = np.zeros((dim + 1, dim + 1))
+
+    def add(self, emb: np.ndarray, bias: np.ndarray) -> None:
+        """Add a block of rows (float64 sums)."""
+        block = np.hstack(
+            [
+                np.asarray(emb, dtype=np.float64),
+                np.asarray(bias, dtype=np.float64)[:, None],
+            ]
+        )
+        self.total += block.sum(axis=0)
+        self.outer += block.T @ block
+        self.n += block.shape[0]
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance of the rows added so far."""
+        mean = self.total / max(self.n, 1)
+        cov = self.outer / max(self.n, 1) - np.outer(mean, mean)
+        return mean, cov
+
+
 def augmented_stats(emb: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of [v_j, b_j] over items (float64, chunked)."""
     n, d = emb.shape
-    total = np.zeros(d + 1)
-    outer = np.zeros((d + 1, d + 1))
-    for start in range(0, n, 65536):
-        block = np.hstack(
-            [
-                np.asarray(emb[start : start + 65536], dtype=np.float64),
-                np.asarray(bias[start : start + 65536], dtype=np.float64)[:, None],
-            ]
-        )
-        total += block.sum(axis=0)
-        outer += block.T @ block
-    mean = total / max(n, 1)
-    cov = outer / max(n, 1) - np.outer(mean, mean)
-    return mean, cov
+    stats = AugmentedStats(d)
+    for start in range(0, n, STATS_CHUNK):
+        stats.add(emb[start : start + STATS_CHUNK], bias[start : start + STATS_CHUNK])
+    return stats.result()
 
 
 def lightfm_z_params(

@@ -288,6 +288,11 @@ class ModelBundle:
     # created after training are compared with like; None in older bundles
     item_metadata_embeddings: np.ndarray | None = None  # float32 [n_items, d]
     item_metadata_biases: np.ndarray | None = None  # float32 [n_items]
+    # lookup arrays computed at save time and memory-mapped with the bundle, so
+    # serving processes need no private copies: "<field>" -> (that field's array,
+    # *derived arrays). Used only while the field still holds that very array
+    # (a bundle whose pks are replaced in memory falls back to computing them).
+    derived: dict = field(default_factory=dict)
 
     @property
     def n_items(self) -> int:

@@ -1,6 +1,7 @@
 """Confidence matrix, id maps and splits."""
 
 import numpy as np
+import pytest
 
 from recommendations.engine.dataset import (
     IdMap,
@@ -48,6 +49,32 @@ def test_time_decay_halves_weight_per_half_life():
 def test_idmap_maps_unknown_to_minus_one():
     ids = IdMap.from_pks(np.array([40, 10, 30]))
     assert ids.indices(np.array([10, 30, 40, 99])).tolist() == [1, 2, 0, -1]
+
+
+@pytest.mark.parametrize("pks", [[40, 10, 30], [10, 30, 40], [7], []])
+def test_id_map_rebuilt_from_its_saved_order_gives_the_same_indices(pks):
+    pks = np.array(pks, dtype=np.int64)
+    built = IdMap.from_pks(pks)
+    restored = IdMap.from_sorted(pks, *built.sort_order())
+    probe = np.array([10, 30, 40, 7, 99, -1])
+    expected = [pks.tolist().index(p) if p in pks else -1 for p in probe]
+    assert built.indices(probe).tolist() == expected
+    assert restored.indices(probe).tolist() == expected
+
+
+def test_id_map_of_increasing_pks_does_not_copy_them():
+    pks = np.arange(1, 3000, 3, dtype=np.int64)
+    ids = IdMap.from_pks(pks)
+    order, sorted_pks = ids.sort_order()
+    assert np.shares_memory(sorted_pks, pks)
+    assert ids.indices(np.array([4, 5, 2998])).tolist() == [1, -1, 999]
+    assert order.tolist() == list(range(pks.size))
+
+
+@pytest.mark.parametrize("pks", [[3, 1, 3], [1, 1, 2]])
+def test_id_map_refuses_duplicate_pks(pks):
+    with pytest.raises(ValueError, match="duplicate"):
+        IdMap.from_pks(np.array(pks))
 
 
 def test_build_matrix_drops_rows_of_unknown_users_and_items(log):
