@@ -216,3 +216,73 @@ def test_text_postgres_cannot_store_is_rejected_before_the_database():
         {"index": 0, "errors": {"user": [ID_INVALID]}},
         {"index": 1, "errors": {"item": [ID_INVALID]}},
     ]
+
+
+AWKWARD_TEXT = [
+    'quote"inside',
+    "back\\slash",
+    "trailing\\",
+    "comma,separated",
+    "{braces}",
+    "NULL",
+    "null",
+    " spaced out ",
+    "it's",
+    "émile 東京 🎉",
+    "'{\"a\",NULL}'",
+]
+
+
+@pytest.mark.django_db
+def test_awkward_ids_and_numbers_round_trip_as_the_orm_path_stores_them():
+    # The INSERT sends each column as one array literal: text that looks like array
+    # syntax or NULL must still arrive as that exact text, numbers exactly.
+    for name in AWKWARD_TEXT:
+        ItemFactory(external_id=f"item {name}")
+    rows = [
+        {
+            "user": f"user {name}",
+            "item": f"item {name}",
+            "type": "rating",
+            "value": value,
+            "timestamp": NOW - k * 0.5,
+            "event_id": name,
+        }
+        for k, (name, value) in enumerate(
+            zip(
+                AWKWARD_TEXT,
+                [0.1, 1e-300, -1.7976931348623157e308, 3, None, 2.5e-7, -0.0]
+                + [1 / 3, 12345678.9, 7, None],
+                strict=True,
+            )
+        )
+    ]
+
+    fast_result, fast_state = in_rollback(
+        lambda: interaction_record_many(rows=rows, now=NOW)
+    )
+    orm_result, orm_state = in_rollback(lambda: record_with_orm(rows))
+
+    assert not fast_result.rejected
+    assert (fast_result.accepted, fast_result.duplicates) == orm_result == (11, 0)
+    assert fast_state == orm_state
+    assert sorted(row[5] for row in fast_state[0]) == sorted(AWKWARD_TEXT)
+
+
+@pytest.mark.django_db
+def test_a_batch_naming_many_items_finds_each_known_one():
+    # More distinct items than the planner would probe one by one on a plain join.
+    known = [f"item-{n:05d}" for n in range(0, 1600, 2)]
+    Item.objects.bulk_create([Item(external_id=external_id) for external_id in known])
+    rows = [
+        {"user": f"u{n % 13}", "item": f"item-{n:05d}", "type": "view"}
+        for n in range(1600)
+    ]
+
+    result = interaction_record_many(rows=rows, now=NOW)
+
+    assert result.accepted == 800
+    assert [entry["index"] for entry in result.rejected] == list(range(1, 1600, 2))
+    assert sorted(
+        Interaction.objects.values_list("item__external_id", flat=True)
+    ) == sorted(known)
