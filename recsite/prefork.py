@@ -43,6 +43,8 @@ PRELOAD_ENV = "GUNICORN_PRELOAD_MODEL"
 MIN_INTERVAL_S = 0.25
 # A SIGHUP the master did not act on (no reload seen) is sent again after this.
 HUP_RETRY_S = 30.0
+# While checks keep failing (database down), one log entry per this many seconds.
+ERROR_REPORT_S = 60.0
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +183,8 @@ def _reload_needed(loaded: int | None, now: float) -> bool:
 
 def _run(master_pid: int) -> None:
     global _hup_sent, reloads_requested
+    failing_since: float | None = None
+    last_report = -1e18
     while True:
         try:
             time.sleep(_interval())
@@ -198,6 +202,17 @@ def _run(master_pid: int) -> None:
                 _hup_sent = (loaded, now)
                 reloads_requested += 1
                 os.kill(master_pid, signal.SIGHUP)
+            if failing_since is not None:
+                _log.info("model watcher: checks work again")
+                failing_since = None
         except Exception:  # noqa: BLE001 - never let the watcher die, nor the master
-            _log.exception("model watcher: check failed; trying again")
-            time.sleep(1.0)
+            # (database or Redis down: the workers keep serving what they have)
+            now = time.monotonic()
+            if failing_since is None:
+                failing_since = now
+            if now - last_report >= ERROR_REPORT_S:
+                last_report = now
+                _log.exception(
+                    "model watcher: check failed (failing for %.0f s); trying again",
+                    now - failing_since,
+                )
