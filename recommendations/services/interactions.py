@@ -24,10 +24,7 @@ from django.db import IntegrityError, connection, transaction
 
 from items.models import Item
 from recommendations.models import Interaction
-from recommendations.selectors.interactions import (
-    interaction_type_pks,
-    interaction_types_cache_clear,
-)
+from recommendations.selectors.interactions import interaction_type_pks
 from recsite.validation import (
     MAX_ID_LENGTH,
     NON_FIELD_ERRORS,
@@ -232,9 +229,8 @@ def interaction_record_many(
     except IntegrityError:
         if connection.in_atomic_block:
             raise
-        # A type, user or item vanished between lookup and commit (or the type cache
-        # was stale): look everything up again once.
-        interaction_types_cache_clear()
+        # A user or item vanished between lookup and commit (their foreign keys
+        # caught it): look everything up again once.
         result = _record(valid)
     result.rejected = sorted(
         rejected + result.rejected, key=lambda entry: entry["index"]
@@ -317,9 +313,12 @@ _INSERT_SQL = (
     "created_at) "
     "SELECT u, i, t, v, to_timestamp(s), e, r, now() FROM unnest("
     "%s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], %s::float8[], "
-    "%s::varchar[], %s::uuid[]) AS row(u, i, t, v, s, e, r) "
-    "ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING"
+    "%s::varchar[], %s::uuid[]) AS row(u, i, t, v, s, e, r)"
 )
+# ON CONFLICT makes every row a speculative insertion (an extra WAL record and
+# more work per row, whether or not it has an event id), so it is only asked for
+# when some row has an event id: rows without one can never conflict.
+_ON_CONFLICT = " ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING"
 
 
 def _array_literal(values: Sequence[Any]) -> str:
@@ -362,8 +361,11 @@ def interaction_insert_resolved(*, values: Sequence[tuple]) -> int:
         _array_literal(event_ids),
         _array_literal(recommendation_ids),
     ]
+    sql = _INSERT_SQL
+    if any(event_id is not None for event_id in event_ids):
+        sql += _ON_CONFLICT
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, params)
+        cursor.execute(sql, params)
         return cursor.rowcount
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import ProtectedError
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -324,6 +325,33 @@ def test_a_type_created_after_the_cache_filled_is_known(api_client, items):
     InteractionType.objects.create(name="share", weight=2.0)
     response = post(api_client, {"user": "u1", "item": "i0", "type": "share"})
     assert response.status_code == 201, response.json()
+
+
+@pytest.mark.django_db
+def test_a_deleted_type_is_unknown_to_the_next_batch(api_client, items):
+    # No database foreign key guards Interaction.type: ingestion must not keep
+    # using a type that is gone, or rows would point at nothing.
+    InteractionType.objects.create(name="share", weight=2.0)
+    assert post(api_client, {"user": "u1", "item": "i0", "type": "view"}).status_code
+    InteractionType.objects.filter(name="share").delete()
+
+    response = post(api_client, {"user": "u1", "item": "i0", "type": "share"})
+
+    assert response.status_code == 400
+    assert response.json()["rejected"] == [
+        {"index": 0, "errors": {"type": [svc.UNKNOWN_TYPE.format(name="share")]}}
+    ]
+    assert not Interaction.objects.exclude(
+        type_id__in=InteractionType.objects.values("id")
+    ).exists()
+
+
+@pytest.mark.django_db
+def test_a_type_in_use_cannot_be_deleted(api_client, items):
+    assert post(api_client, {"user": "u1", "item": "i0", "type": "like"}).status_code
+    with pytest.raises(ProtectedError):
+        InteractionType.objects.filter(name="like").delete()
+    assert Interaction.objects.filter(type__name="like").count() == 1
 
 
 @pytest.mark.django_db
