@@ -170,6 +170,21 @@ def check_once() -> int | None:
             _close_connections()
 
 
+def _release_freed_memory() -> None:
+    """Give the heap of the replaced model (its hnswlib index, lookup tables) back to
+    the system: glibc keeps freed memory in the process otherwise, so the master
+    (and, shared with it, every worker forked next) would carry it for good."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
 def _reload_needed(loaded: int | None, now: float) -> bool:
     if loaded == _workers_version:
         return False
@@ -190,9 +205,12 @@ def _run(master_pid: int) -> None:
             time.sleep(_interval())
             if os.getpid() != master_pid:  # pragma: no cover - never in a fork
                 return
+            previous = _workers_version
             loaded = check_once()
             now = time.monotonic()
             if _reload_needed(loaded, now):
+                if loaded != previous:
+                    _release_freed_memory()
                 _log.info(
                     "model version %s loaded by the master (workers serve %s): "
                     "re-forking the workers",
