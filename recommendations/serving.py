@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,9 @@ POPULAR_CACHE_S = 5.0
 LABEL_CACHE_S = 10.0
 UNAVAILABLE_CACHE_S = 5.0
 TYPES_CACHE_S = 30.0
+# Item rows (title, labels) kept per process; visibility is always read live.
+ITEM_ROW_TTL_S = 60.0
+ITEM_ROW_CACHE_MAX = 10_000
 RETRY_FAILED_LOAD_S = 60.0
 REDIS_RETRY_S = 5.0
 # A Redis key that could not be updated is trusted at most this long.
@@ -428,12 +432,17 @@ class _RuleCache:
 _rules_cache: _RuleCache | None = None
 
 
-def business_rules_current() -> list[Rule]:
-    """Active rules, cached per process; any change to a rule row applies at once."""
+def business_rules_current(signature: str | None = None) -> list[Rule]:
+    """Active rules, cached per process; any change to a rule row applies at once.
+
+    `signature`: the rules' signature when the caller already fetched it with
+    another query of this request.
+    """
     global _rules_cache
     # The signature is a hash of the active rule rows (one tiny aggregate query),
     # so writes that bypass the services (admin bulk updates) count too.
-    signature = business_rules_signature()
+    if signature is None:
+        signature = business_rules_signature()
     entry = _rules_cache
     if entry is not None and entry.signature == signature:
         return list(entry.rules)
@@ -488,6 +497,8 @@ def serving_reset() -> None:
     _rules_cache = None
     _redis_down_until = 0.0
     _cache.clear()
+    _item_row_cache.clear()
+    db.label_names_forget()
     active_version_forget()
     _precomputed_popular_forget()
 
@@ -571,6 +582,64 @@ def _overlay_vector(model: LoadedModel, item_pk: int):
     return None
 
 
+# ------------------------------------------------------------------- item rows
+
+
+class _ItemRowCache:
+    """What responses show of items (id, title, labels), per process.
+
+    An entry is used while the item's `updated_at` is unchanged (every write through
+    the services, the API, the admin and bulk imports sets it) and for at most
+    ITEM_ROW_TTL_S (renaming a category does not touch its items). Whether an item
+    may be shown (hidden, availability window) is never cached: `db.item_states`
+    reads it on every request with the updated_at, by primary key.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[datetime, float, db.ItemRow]] = {}
+
+    def get(self, pks: list[int], *, now: datetime) -> dict[int, db.ItemRow]:
+        states = db.item_states(pks, now=now)
+        cached = self.rows
+        clock = time.monotonic()
+        out: dict[int, db.ItemRow] = {}
+        missing = []
+        for pk, (updated, visible) in states.items():
+            entry = cached.get(pk)
+            if entry is None or entry[0] != updated or clock - entry[1] > ITEM_ROW_TTL_S:
+                missing.append(pk)
+                continue
+            row = entry[2]
+            out[pk] = row if row.visible == visible else replace(row, visible=visible)
+        if missing:
+            fresh = db.item_rows(missing, now=now)
+            if len(cached) + len(fresh) > ITEM_ROW_CACHE_MAX:
+                cached.clear()  # crude but bounded; refills with what is asked for
+            for pk, row in fresh.items():
+                updated, visible = states[pk]
+                # Label names repeat across items: one string object each.
+                row = replace(
+                    row,
+                    visible=visible,  # as of states (the two reads may differ)
+                    categories=tuple(sys.intern(c) for c in row.categories),
+                    tags=tuple(sys.intern(t) for t in row.tags),
+                )
+                cached[pk] = (updated, clock, row)
+                out[pk] = row
+        return out
+
+    def clear(self) -> None:
+        self.rows = {}
+
+
+_item_row_cache = _ItemRowCache()
+
+
+def _item_rows(pks: list[int], *, now: datetime) -> dict[int, db.ItemRow]:
+    """Rows of these items with their visibility now (see _ItemRowCache)."""
+    return _item_row_cache.get(pks, now=now)
+
+
 # -------------------------------------------------------------------- responses
 
 
@@ -651,10 +720,15 @@ def _rank(
     base_exclude: Sequence[int] = (),
     pins_exclude: Sequence[int] = (),
     default_reason: str = "popular",
+    rules_signature: str | None = None,
 ) -> tuple[list[RecommendedItem], str, list[int]]:
     """Score -> fetch rows (visibility in the same query) -> rules -> one page."""
     now = timezone.now()
-    saved = [r for r in business_rules_current() if r.id not in options.ignore_rule_ids]
+    saved = [
+        r
+        for r in business_rules_current(rules_signature)
+        if r.id not in options.ignore_rule_ids
+    ]
     rules = rules_in_effect([*saved, *options.extra_rules], now=now)
     excluded_ids = db.item_pks_by_external_ids(list(options.exclude))
     exclude = np.unique(
@@ -684,7 +758,7 @@ def _rank(
             for r in result.reasons
             if getattr(r, "item_pk", None) is not None
         }
-        rows = db.item_rows(sorted(set(pks) | pins | reason_pks), now=now)
+        rows = _item_rows(sorted(set(pks) | pins | reason_pks), now=now)
         candidates = []
         for pk, score, reason in zip(
             pks, np.asarray(result.scores).tolist(), result.reasons
@@ -971,7 +1045,7 @@ def recommend_for_user(
         ignore_rule_ids=ignore_rule_ids,
     )
     model = current_model()
-    user = db.end_user_with_history(user_external_id, limit=SEEN_LIMIT)
+    signature, user = db.end_user_with_history(user_external_id, limit=SEEN_LIMIT)
     history = np.zeros(0, dtype=np.int64)
     weights = np.zeros(0, dtype=np.float32)
     times = np.zeros(0, dtype=np.float64)
@@ -1004,7 +1078,11 @@ def recommend_for_user(
             )
 
     items, strategy, _ = _rank(
-        source, options, base_exclude=base_exclude, pins_exclude=base_exclude
+        source,
+        options,
+        base_exclude=base_exclude,
+        pins_exclude=base_exclude,
+        rules_signature=signature,
     )
     return _response(items, strategy, model)
 
@@ -1033,16 +1111,18 @@ def similar_items(
         extra_rules=extra_rules,
         ignore_rule_ids=ignore_rule_ids,
     )
-    item_pk = db.item_pk_by_external_id(item_external_id)
+    signature, item_pk = db.item_pk_with_rules_signature(item_external_id)
     if item_pk is None:
         raise ItemNotFound(item_external_id)
     model = current_model()
     if model is None:
         # No model: the most popular items sharing the item's first category.
-        row = db.item_rows([item_pk], now=timezone.now()).get(item_pk)
+        row = _item_rows([item_pk], now=timezone.now()).get(item_pk)
         same = row.categories[0] if row is not None and row.categories else None
         source = _db_popular_source(category=category or same, tag=tag)
-        items, strategy, _ = _rank(source, options, base_exclude=[item_pk])
+        items, strategy, _ = _rank(
+            source, options, base_exclude=[item_pk], rules_signature=signature
+        )
         return _response(items, strategy, None)
     recommender = model.recommender
     overlay = _overlay_for(model)
@@ -1077,7 +1157,11 @@ def similar_items(
         )
 
     items, strategy, _ = _rank(
-        source, options, base_exclude=[item_pk], default_reason="similar_to"
+        source,
+        options,
+        base_exclude=[item_pk],
+        default_reason="similar_to",
+        rules_signature=signature,
     )
     return _response(items, strategy, model)
 

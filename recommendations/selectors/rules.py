@@ -112,18 +112,22 @@ def business_rules_active() -> list[Rule]:
     ]
 
 
+# A hash of every active rule's row (one row, column `signature`).
+RULES_SIGNATURE_SQL = (
+    "SELECT md5(coalesce(string_agg(r::text, ',' ORDER BY r.id), '')) AS signature "
+    f"FROM {BusinessRule._meta.db_table} r WHERE r.is_active"
+)
+
+
 def business_rules_signature() -> str:
     """A hash of every active rule's row: changes with any write, even a bulk update.
 
     One aggregate over the (small) set of active rules, cheaper than a Redis round
-    trip, so serving checks it on every request and a change applies at once.
+    trip, so serving checks it on every request and a change applies at once (the
+    user and similar-item lookups fetch it in their own round trip).
     """
-    table = BusinessRule._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT md5(coalesce(string_agg(r::text, ',' ORDER BY r.id), '')) "
-            f"FROM {table} r WHERE r.is_active"
-        )
+        cursor.execute(RULES_SIGNATURE_SQL)
         return cursor.fetchone()[0]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,6 +14,7 @@ from django.db.models import Q
 
 from items.models import Category, Item, Tag
 from recommendations.models import Interaction, InteractionType, ModelVersion
+from recommendations.selectors.rules import RULES_SIGNATURE_SQL
 from users.models import EndUser
 
 
@@ -39,6 +42,69 @@ def _tables() -> dict[str, str]:
     }
 
 
+# May item `i` be shown at $1 (a timestamptz parameter)?
+_VISIBLE_SQL = (
+    "(NOT i.is_hidden AND (i.available_from IS NULL OR i.available_from <= $1) "
+    "AND (i.available_until IS NULL OR i.available_until > $1))"
+)
+
+# ------------------------------------------------------------ prepared statements
+
+# Per database connection (psycopg2 object -> names prepared on it). A connection
+# that closed is dropped the next time a statement is prepared.
+_prepared: dict[int, tuple[object, set[str]]] = {}
+
+
+def _fetch_prepared(name: str, sql: str, params: list, *, one: bool = False):
+    """Run `sql` (placeholders $1, $2, ...) as a server-side prepared statement.
+
+    The serving path runs the same few statements thousands of times per second;
+    parsing and planning them each time cost PostgreSQL as much CPU as running them
+    (0.3 ms against 0.17 ms for an item-state lookup). Prepared once per connection,
+    with `settings.RECSITE["DB_PREPARED_STATEMENTS"]` to turn it off (a pooler in
+    transaction mode, such as PgBouncer's, cannot keep prepared statements).
+    """
+    from django.conf import settings
+
+    if not settings.RECSITE.get("DB_PREPARED_STATEMENTS", True):
+        plain, ordered = _dollar_to_pyformat(sql, params)
+        with connection.cursor() as cursor:
+            cursor.execute(plain, ordered)
+            return cursor.fetchone() if one else cursor.fetchall()
+    connection.ensure_connection()
+    raw = connection.connection
+    entry = _prepared.get(id(raw))
+    if entry is None or entry[0] is not raw:
+        for key, (conn, _names) in list(_prepared.items()):
+            if getattr(conn, "closed", 1):
+                del _prepared[key]
+        entry = (raw, set())
+        _prepared[id(raw)] = entry
+    with connection.cursor() as cursor:
+        if name not in entry[1]:
+            cursor.execute(f"PREPARE {name} AS {sql}")
+            entry[1].add(name)
+        placeholders = ", ".join(["%s"] * len(params))
+        cursor.execute(f"EXECUTE {name}({placeholders})", params)
+        return cursor.fetchone() if one else cursor.fetchall()
+
+
+def _dollar_to_pyformat(sql: str, params: list) -> tuple[str, list]:
+    """`$n` placeholders -> `%s` with the parameters in order of appearance."""
+    ordered: list = []
+
+    def swap(match: re.Match) -> str:
+        ordered.append(params[int(match.group(1)) - 1])
+        return "%s"
+
+    return re.sub(r"\$(\d+)", swap, sql), ordered
+
+
+def prepared_forget() -> None:
+    """Forget which statements were prepared (tests that replace connections)."""
+    _prepared.clear()
+
+
 def active_model_version_row() -> tuple[int, str] | None:
     """(id, artifact_path) of the active version: one query on an indexed column."""
     return (
@@ -59,34 +125,36 @@ def end_user_row(external_id: str) -> tuple[int, dict] | None:
 
 def end_user_with_history(
     external_id: str, *, limit: int
-) -> tuple[int, dict, list[int], list[int], list[float]] | None:
-    """(pk, attributes, item pks, type pks, unix times) of a user's newest interactions.
+) -> tuple[str, tuple[int, dict, list[int], list[int], list[float]] | None]:
+    """(rules signature, user) where user is (pk, attributes, item pks, type pks,
+    unix times) of the user's newest interactions, or None for an unknown id.
 
-    One round trip: the history comes from the (user, -timestamp) index.
+    One round trip: the history comes from the (user, -timestamp) index, and the
+    signature of the active business rules (`rules.RULES_SIGNATURE_SQL`) rides along.
     """
     user = EndUser._meta.db_table
     t = _tables()
     newest = (
         f"FROM {t['interaction']} x WHERE x.user_id = u.id "
-        f"ORDER BY x.timestamp DESC, x.id DESC LIMIT %s"
+        f"ORDER BY x.timestamp DESC, x.id DESC LIMIT $2"
     )
     sql = (
-        f"SELECT u.id, u.attributes, "
+        f"SELECT s.signature, u.id, u.attributes, "
         f"ARRAY(SELECT x.item_id {newest}), "
         f"ARRAY(SELECT x.type_id {newest}), "
         f"ARRAY(SELECT extract(epoch FROM x.timestamp)::float8 {newest}) "
-        f"FROM {user} u WHERE u.external_id = %s"
+        f"FROM ({RULES_SIGNATURE_SQL}) s "
+        f"LEFT JOIN {user} u ON u.external_id = $1"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [int(limit), int(limit), int(limit), external_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    attributes = row[1]
+    row = _fetch_prepared(
+        "recsite_user_history", sql, [external_id, int(limit)], one=True
+    )
+    if row[1] is None:
+        return row[0], None
+    attributes = row[2]
     if isinstance(attributes, (str, bytes)):
         attributes = json.loads(attributes)
-    return row[0], attributes or {}, list(row[2]), list(row[3]), list(row[4])
-
+    return row[0], (row[1], attributes or {}, list(row[3]), list(row[4]), list(row[5]))
 
 def user_recent_interactions(
     user_pk: int, *, limit: int
@@ -113,12 +181,17 @@ def interaction_type_weights() -> dict[int, float]:
 
 def item_pk_by_external_id(external_id: str) -> int | None:
     """The pk of an item, or None."""
-    return (
-        Item.objects.filter(external_id=external_id)
-        .values_list("id", flat=True)
-        .first()
-    )
+    return item_pk_with_rules_signature(external_id)[1]
 
+
+def item_pk_with_rules_signature(external_id: str) -> tuple[str, int | None]:
+    """(signature of the active business rules, the item's pk or None): one trip."""
+    sql = (
+        f"SELECT s.signature, i.id FROM ({RULES_SIGNATURE_SQL}) s "
+        f"LEFT JOIN {Item._meta.db_table} i ON i.external_id = $1"
+    )
+    row = _fetch_prepared("recsite_item_pk", sql, [external_id], one=True)
+    return row[0], row[1]
 
 def item_pks_by_external_ids(external_ids: list[str]) -> dict[str, int]:
     """external id -> pk for the ids that exist."""
@@ -132,35 +205,78 @@ def item_pks_by_external_ids(external_ids: list[str]) -> dict[str, int]:
 
 
 def item_rows(pks: list[int], *, now: datetime) -> dict[int, ItemRow]:
-    """Titles, labels and current visibility in one query (hiding is instant)."""
+    """Titles, labels and current visibility (hiding is instant).
+
+    One query on primary keys and the (item, label) unique indexes, returning label
+    ids; names come from `label_names` (small tables, cached by the caller). Joining
+    the names in SQL made PostgreSQL plan a hash join per item: 1.4 ms of planning
+    and 2.7 ms of execution for 34 items, against a fraction of that here.
+    """
     if not pks:
         return {}
     t = _tables()
     sql = (
-        f"SELECT i.id, i.external_id, i.title, "
-        f"(NOT i.is_hidden AND (i.available_from IS NULL OR i.available_from <= %s) "
-        f"AND (i.available_until IS NULL OR i.available_until > %s)), "
-        f"ARRAY(SELECT c.name FROM {t['item_cat']} ic JOIN {t['cat']} c "
-        f"ON c.id = ic.category_id WHERE ic.item_id = i.id ORDER BY c.name), "
-        f"ARRAY(SELECT g.name FROM {t['item_tag']} it JOIN {t['tag']} g "
-        f"ON g.id = it.tag_id WHERE it.item_id = i.id ORDER BY g.name) "
-        f"FROM {t['item']} i WHERE i.id = ANY(%s)"
+        f"SELECT i.id, i.external_id, i.title, {_VISIBLE_SQL}, "
+        f"ARRAY(SELECT ic.category_id FROM {t['item_cat']} ic WHERE ic.item_id = i.id), "
+        f"ARRAY(SELECT it.tag_id FROM {t['item_tag']} it WHERE it.item_id = i.id) "
+        f"FROM {t['item']} i WHERE i.id = ANY($2)"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [now, now, [int(pk) for pk in pks]])
-        rows = cursor.fetchall()
+    rows = _fetch_prepared("recsite_item_rows", sql, [now, [int(pk) for pk in pks]])
+    categories = label_names(Category, {c for r in rows for c in r[4]})
+    tags = label_names(Tag, {g for r in rows for g in r[5]})
     return {
         r[0]: ItemRow(
             pk=r[0],
             external_id=r[1],
             title=r[2] or "",
             visible=bool(r[3]),
-            categories=tuple(r[4]),
-            tags=tuple(r[5]),
+            categories=tuple(sorted(categories[c] for c in r[4] if c in categories)),
+            tags=tuple(sorted(tags[g] for g in r[5] if g in tags)),
         )
         for r in rows
     }
 
+
+_label_cache: dict[type, tuple[float, dict[int, str]]] = {}
+LABEL_NAMES_TTL_S = 60.0
+
+
+def label_names(model: type[Category] | type[Tag], pks: set[int]) -> dict[int, str]:
+    """pk -> name of categories or tags, cached per process (names are few and
+    rarely renamed: a rename shows within LABEL_NAMES_TTL_S)."""
+    clock = time.monotonic()
+    entry = _label_cache.get(model)
+    if entry is None or clock - entry[0] > LABEL_NAMES_TTL_S:
+        entry = (clock, {})
+        _label_cache[model] = entry
+    names = entry[1]
+    missing = [pk for pk in pks if pk not in names]
+    if missing:
+        names.update(
+            model.objects.filter(pk__in=missing).values_list("id", "name")
+        )
+    return names
+
+
+def label_names_forget() -> None:
+    """Drop the cached label names (tests; after renaming labels in bulk)."""
+    _label_cache.clear()
+
+
+def item_states(pks: list[int], *, now: datetime) -> dict[int, tuple[datetime, bool]]:
+    """(updated_at, may be shown now) per item: the live part of an item row.
+
+    Index lookups by primary key only, so it costs a fraction of `item_rows`; the
+    serving layer caches the rest of each row until the item's updated_at changes.
+    """
+    if not pks:
+        return {}
+    sql = (
+        f"SELECT i.id, i.updated_at, {_VISIBLE_SQL} "
+        f"FROM {Item._meta.db_table} i WHERE i.id = ANY($2)"
+    )
+    rows = _fetch_prepared("recsite_item_states", sql, [now, [int(pk) for pk in pks]])
+    return {r[0]: (r[1], bool(r[2])) for r in rows}
 
 def item_pks_with_label(
     *, category: str | None = None, tag: str | None = None

@@ -250,6 +250,9 @@ RECSITE = {
     # activated version and re-forks the workers, so they share its memory; a worker
     # loads the version itself only if that has not happened after this long.
     "MASTER_RELOAD_GRACE_S": float(env("MASTER_RELOAD_GRACE_S", "120") or 120),
+    # Server-side prepared statements for the serving path's hot queries. Turn off
+    # behind a connection pooler in transaction mode (e.g. PgBouncer's).
+    "DB_PREPARED_STATEMENTS": env_bool("DB_PREPARED_STATEMENTS", True),
     "MAX_BATCH_ROWS": 10_000,
     "MAX_RECOMMENDATIONS": 100,
     # Background work (recommendations/tasks.py; docs/background.md).

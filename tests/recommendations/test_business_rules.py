@@ -178,3 +178,24 @@ def test_preview_with_an_unsaved_rule_and_an_ignored_saved_one(trained):
         ],
     )
     assert preview.items[1].id == top.id and preview.items[1].pk == top.pk
+
+
+def test_edited_titles_and_categories_show_in_the_next_response(trained, api_client):
+    """Serving caches item rows per process; an edit must still show at once."""
+    url = _similar_url("item-000009")
+    first = api_client.get(url).json()["items"][0]
+    response = api_client.patch(
+        f"/api/v1/items/{first['id']}/",
+        {"title": "Renamed just now", "categories": ["fresh-category"]},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    again = {i["id"]: i for i in api_client.get(url).json()["items"]}
+    assert again[first["id"]]["title"] == "Renamed just now"
+    assert again[first["id"]]["categories"] == ["fresh-category"]
+    # The same through the service layer the admin uses.
+    from items.services import item_update
+
+    item_update(item=Item.objects.get(external_id=first["id"]), title="Edited in admin")
+    again = {i["id"]: i for i in api_client.get(url).json()["items"]}
+    assert again[first["id"]]["title"] == "Edited in admin"
