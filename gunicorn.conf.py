@@ -48,6 +48,16 @@ def when_ready(server):
 
     connections.close_all()
     caches.close_all()
+    if os.environ.get("GUNICORN_GC_FREEZE", "1") != "0":
+        # Keep the garbage collector of the workers off the objects inherited from
+        # the master: a collection writes to every object it visits, which copies
+        # their pages into each worker (measured with a 300k users x 50k items model,
+        # 1 -> 4 workers: +67 MB total PSS per extra worker without this, +28 MB
+        # with it). GUNICORN_GC_FREEZE=0 turns it off.
+        import gc
+
+        gc.collect()
+        gc.freeze()
     # A version activated while gunicorn runs: a thread of the master loads it and
     # sends the master SIGHUP, so new workers forked from it share the new model
     # (GUNICORN_RELOAD_ON_ACTIVATION=0 or GUNICORN_PRELOAD_MODEL=0: each worker

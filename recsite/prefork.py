@@ -173,10 +173,20 @@ def check_once() -> int | None:
 def _release_freed_memory() -> None:
     """Give the heap of the replaced model (its hnswlib index, lookup tables) back to
     the system: glibc keeps freed memory in the process otherwise, so the master
-    (and, shared with it, every worker forked next) would carry it for good."""
+    (and, shared with it, every worker forked next) would carry it for good.
+
+    Objects frozen by gunicorn.conf.py (gc.freeze: the workers' collector leaves
+    them alone, so their pages stay shared) are collected once and frozen again
+    with the new model, before the workers are forked from it.
+    """
     import gc
 
+    frozen = gc.get_freeze_count() > 0
+    if frozen:
+        gc.unfreeze()
     gc.collect()
+    if frozen:
+        gc.freeze()
     try:
         import ctypes
 
