@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 import uuid
@@ -33,6 +32,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
+from recommendations.models import BusinessRule
 from recommendations.selectors import serving as db
 from recommendations.selectors.rules import (
     Candidate,
@@ -598,13 +598,22 @@ class _ItemRowCache:
     def __init__(self) -> None:
         self.rows: dict[int, tuple[datetime, float, db.ItemRow]] = {}
 
-    def get(self, pks: list[int], *, now: datetime) -> dict[int, db.ItemRow]:
-        states = db.item_states(pks, now=now)
+    def get(
+        self, pks: list[int], *, now: datetime, states: dict | None = None
+    ) -> dict[int, db.ItemRow]:
+        """Rows of `pks` with their visibility now; `states`: `db.item_states` of
+        (at least) these pks when the caller already read them."""
+        if states is None:
+            states = db.item_states(pks, now=now)
         cached = self.rows
         clock = time.monotonic()
         out: dict[int, db.ItemRow] = {}
         missing = []
-        for pk, (updated, visible) in states.items():
+        for pk in pks:
+            state = states.get(pk)
+            if state is None:
+                continue  # deleted
+            updated, visible = state
             entry = cached.get(pk)
             if entry is None or entry[0] != updated or clock - entry[1] > ITEM_ROW_TTL_S:
                 missing.append(pk)
@@ -617,13 +626,8 @@ class _ItemRowCache:
                 cached.clear()  # crude but bounded; refills with what is asked for
             for pk, row in fresh.items():
                 updated, visible = states[pk]
-                # Label names repeat across items: one string object each.
-                row = replace(
-                    row,
-                    visible=visible,  # as of states (the two reads may differ)
-                    categories=tuple(sys.intern(c) for c in row.categories),
-                    tags=tuple(sys.intern(t) for t in row.tags),
-                )
+                if row.visible != visible:  # as of states (the two reads may differ)
+                    row = replace(row, visible=visible)
                 cached[pk] = (updated, clock, row)
                 out[pk] = row
         return out
@@ -635,9 +639,11 @@ class _ItemRowCache:
 _item_row_cache = _ItemRowCache()
 
 
-def _item_rows(pks: list[int], *, now: datetime) -> dict[int, db.ItemRow]:
+def _item_rows(
+    pks: list[int], *, now: datetime, states: dict | None = None
+) -> dict[int, db.ItemRow]:
     """Rows of these items with their visibility now (see _ItemRowCache)."""
-    return _item_row_cache.get(pks, now=now)
+    return _item_row_cache.get(pks, now=now, states=states)
 
 
 # -------------------------------------------------------------------- responses
@@ -681,6 +687,8 @@ class ListOptions:
     extra_rules: tuple[Rule, ...] = ()
     ignore_rule_ids: frozenset[int] = frozenset()
 
+
+_NO_ROW = db.ItemRow(0, "", "", False, (), ())
 
 # A candidate source: (k, exclude pks, allowed pks) -> engine result.
 Source = Callable[[int, np.ndarray, "np.ndarray | None"], "RecommendationResult"]
@@ -749,6 +757,14 @@ def _rank(
     strategy = STRATEGY_POPULAR
     final: list[Candidate] = []
     rows: dict[int, db.ItemRow] = {}
+    # Labels matter only to category/tag rules and options; without them the
+    # titles and labels are read for the shown page alone (fewer rows per request).
+    labels_needed = (
+        options.category is not None
+        or options.tag is not None
+        or options.max_per_category is not None
+        or any(r.target != BusinessRule.Target.ITEM for r in rules)
+    )
     for _round in range(MAX_FETCH_ROUNDS):
         result = source(k, exclude, allowed)
         strategy = result.strategy
@@ -758,25 +774,31 @@ def _rank(
             for r in result.reasons
             if getattr(r, "item_pk", None) is not None
         }
-        rows = _item_rows(sorted(set(pks) | pins | reason_pks), now=now)
-        candidates = []
-        for pk, score, reason in zip(
-            pks, np.asarray(result.scores).tolist(), result.reasons
-        ):
-            row = rows.get(pk)
-            if row is None or not row.visible or pk in never:
-                continue
-            candidates.append(
-                Candidate(
-                    pk=pk,
-                    external_id=row.external_id,
-                    title=row.title,
-                    categories=row.categories,
-                    tags=row.tags,
-                    score=float(score),
-                    reason=reason,
-                )
+        # Visibility now of every candidate, pin and item a reason names: one query.
+        states = db.item_states(sorted(set(pks) | pins | reason_pks), now=now)
+        asked = sorted(set(pks) | pins)
+        if labels_needed:
+            rows = _item_rows(asked, now=now, states=states)
+        else:
+            rows = {
+                pk: db.ItemRow(pk, "", "", state[1], (), ())
+                for pk, state in states.items()
+            }
+        candidates = [
+            Candidate(
+                pk=pk,
+                external_id=row.external_id,
+                title=row.title,
+                categories=row.categories,
+                tags=row.tags,
+                score=float(score),
+                reason=reason,
             )
+            for pk, score, reason in zip(
+                pks, np.asarray(result.scores).tolist(), result.reasons
+            )
+            if (row := rows.get(pk)) is not None and row.visible and pk not in never
+        ]
         pin_pool = {
             pk: Candidate(
                 pk=pk,
@@ -803,6 +825,29 @@ def _rank(
             break
         k *= OVERFETCH
     page = final[options.offset : limit]
+    # Titles and labels of the page and of the items its reasons name ("Because
+    # you liked ..."), from the per-process cache or one query.
+    shown = {c.pk for c in page} | {
+        int(c.reason.item_pk)
+        for c in page
+        if getattr(c.reason, "item_pk", None) is not None
+    }
+    missing = sorted(pk for pk in shown if not rows.get(pk, _NO_ROW).external_id)
+    if missing:
+        more = db.item_states([pk for pk in missing if pk not in states], now=now)
+        rows = {**rows, **_item_rows(missing, now=now, states={**states, **more})}
+    page = [
+        replace(
+            c,
+            external_id=rows[c.pk].external_id,
+            title=rows[c.pk].title,
+            categories=rows[c.pk].categories,
+        )
+        if not c.external_id
+        else c
+        for c in page
+        if c.pk in rows
+    ]
     items = []
     for c in page:
         if c.pinned and c.reason is None:

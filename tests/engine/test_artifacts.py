@@ -36,7 +36,7 @@ def saved(trained, tmp_path_factory):
 
 def test_round_trip_with_mmap_gives_same_recommendations(trained, saved):
     loaded = load_artifacts(saved, mmap=True)
-    assert isinstance(loaded.item_embeddings, np.memmap)
+    assert _mapped(loaded.item_embeddings)
     for a, b in zip(
         _requests(Recommender(trained.bundle)), _requests(Recommender(loaded))
     ):
