@@ -284,16 +284,15 @@ def phase_ingest(ctx: Context) -> dict:
             f"CREATE TABLE {COPY_TABLE} "
             "(LIKE recommendations_interaction INCLUDING ALL)"
         )
-        # the real table's foreign keys too, so COPY pays the same checks
+        # the real table's foreign keys too (whichever it has), so COPY pays the
+        # same checks
         cur.execute(
-            f"ALTER TABLE {COPY_TABLE} "
-            "ADD FOREIGN KEY (user_id) REFERENCES users_enduser (id) "
-            "DEFERRABLE INITIALLY DEFERRED, "
-            "ADD FOREIGN KEY (item_id) REFERENCES items_item (id) "
-            "DEFERRABLE INITIALLY DEFERRED, "
-            "ADD FOREIGN KEY (type_id) REFERENCES recommendations_interactiontype (id) "
-            "DEFERRABLE INITIALLY DEFERRED"
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'recommendations_interaction'::regclass "
+            "AND contype = 'f'"
         )
+        for (definition,) in cur.fetchall():
+            cur.execute(f"ALTER TABLE {COPY_TABLE} ADD {definition}")
     conn.commit()
     conn.close()
     copy_s = _copy_into(ctx, COPY_TABLE, buf)

@@ -25,6 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from items.models import Item
 from recommendations.models import Interaction
 from recommendations.selectors.interactions import interaction_type_pks
+from recsite.lookups import array_literal, int_array_literal, pks_by_external_id
 from recsite.validation import (
     MAX_ID_LENGTH,
     NON_FIELD_ERRORS,
@@ -242,21 +243,9 @@ def interaction_record_many(
 # unnest() it hashed the whole items table once a batch named more than ~600
 # distinct items (15 ms of PostgreSQL CPU per 1,000-row batch at 100k items, and
 # growing with the catalogue; LATERAL ... LIMIT 1 cannot be turned into a hash join).
-_ITEM_PKS_SQL = (
-    "SELECT w.key, t.id FROM unnest(%s::varchar[]) AS w(key) "
-    f"CROSS JOIN LATERAL (SELECT id FROM {Item._meta.db_table} "
-    "WHERE external_id = w.key LIMIT 1) AS t"
-)
-
-
 def _item_pks(*, external_ids: set[str]) -> dict[str, int]:
     """`{external_id: pk}` of the existing items among these ids (one query)."""
-    if not external_ids:
-        return {}
-    with connection.cursor() as cursor:
-        # sorted: neighbouring probes share index pages
-        cursor.execute(_ITEM_PKS_SQL, [_array_literal(sorted(external_ids))])
-        return dict(cursor.fetchall())
+    return pks_by_external_id(Item, external_ids)
 
 
 def _record(valid: list[InteractionRow]) -> InteractionBatchResult:
@@ -321,26 +310,6 @@ _INSERT_SQL = (
 _ON_CONFLICT = " ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING"
 
 
-def _array_literal(values: Sequence[Any]) -> str:
-    """A PostgreSQL array literal of ints, floats, None or (event id) strings."""
-    return "{" + ",".join(map(_array_element, values)) + "}"
-
-
-def _array_element(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if type(value) is str:
-        # quoted, so commas, braces, spaces and the word NULL stay data
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if type(value) is float or type(value) is int:
-        return repr(value)  # round-trips exactly
-    return repr(float(value))  # e.g. a numpy scalar
-
-
-def _int_array_literal(values: Sequence[int]) -> str:
-    return "{" + ",".join(map(str, values)) + "}"
-
-
 def interaction_insert_resolved(*, values: Sequence[tuple]) -> int:
     """Insert `(user_pk, item_pk, type_pk, value, unix_seconds, event_id,
     recommendation_id)` tuples in one statement; returns rows inserted.
@@ -353,13 +322,13 @@ def interaction_insert_resolved(*, values: Sequence[tuple]) -> int:
         *values, strict=True
     )
     params = [
-        _int_array_literal(users),
-        _int_array_literal(items),
-        _int_array_literal(types),
-        _array_literal(values_),
-        _array_literal(stamps),
-        _array_literal(event_ids),
-        _array_literal(recommendation_ids),
+        int_array_literal(users),
+        int_array_literal(items),
+        int_array_literal(types),
+        array_literal(values_),
+        array_literal(stamps),
+        array_literal(event_ids),
+        array_literal(recommendation_ids),
     ]
     sql = _INSERT_SQL
     if any(event_id is not None for event_id in event_ids):
