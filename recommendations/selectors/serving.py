@@ -134,17 +134,19 @@ def end_user_with_history(
     """
     user = EndUser._meta.db_table
     t = _tables()
-    newest = (
-        f"FROM {t['interaction']} x WHERE x.user_id = u.id "
-        f"ORDER BY x.timestamp DESC, x.id DESC LIMIT $2"
-    )
+    # One index scan of the newest rows, aggregated into three arrays.
+    order = "ORDER BY x.timestamp DESC, x.id DESC"
     sql = (
-        f"SELECT s.signature, u.id, u.attributes, "
-        f"ARRAY(SELECT x.item_id {newest}), "
-        f"ARRAY(SELECT x.type_id {newest}), "
-        f"ARRAY(SELECT extract(epoch FROM x.timestamp)::float8 {newest}) "
+        f"SELECT s.signature, u.id, u.attributes, h.items, h.kinds, h.times "
         f"FROM ({RULES_SIGNATURE_SQL}) s "
-        f"LEFT JOIN {user} u ON u.external_id = $1"
+        f"LEFT JOIN {user} u ON u.external_id = $1 "
+        f"LEFT JOIN LATERAL (SELECT coalesce(array_agg(x.item_id {order}), '{{}}') "
+        f"AS items, coalesce(array_agg(x.type_id {order}), '{{}}') AS kinds, "
+        f"coalesce(array_agg(x.ts {order}), '{{}}') AS times FROM ("
+        f"SELECT x.id, x.item_id, x.type_id, x.timestamp, "
+        f"extract(epoch FROM x.timestamp)::float8 AS ts "
+        f"FROM {t['interaction']} x WHERE x.user_id = u.id "
+        f"ORDER BY x.timestamp DESC, x.id DESC LIMIT $2) x) h ON true"
     )
     row = _fetch_prepared(
         "recsite_user_history", sql, [external_id, int(limit)], one=True
@@ -155,6 +157,7 @@ def end_user_with_history(
     if isinstance(attributes, (str, bytes)):
         attributes = json.loads(attributes)
     return row[0], (row[1], attributes or {}, list(row[3]), list(row[4]), list(row[5]))
+
 
 def user_recent_interactions(
     user_pk: int, *, limit: int
