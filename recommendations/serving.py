@@ -62,6 +62,7 @@ HISTORY_LIMIT = 500
 SEEN_LIMIT = 2000
 # Over-fetch so that filtering (hidden, blocked, diversity) still fills the page.
 OVERFETCH = 3
+SPARE_CANDIDATES = 5
 MAX_FETCH_ROUNDS = 4
 # Small per-process caches (seconds).
 POPULAR_CACHE_S = 5.0
@@ -753,7 +754,6 @@ def _rank(
     allowed = _label_pks(options.category, options.tag)
     pins = pinned_item_pks(rules) - never - set(pins_exclude)
     limit = options.offset + options.n
-    k = OVERFETCH * limit + len(pins)
     strategy = STRATEGY_POPULAR
     final: list[Candidate] = []
     rows: dict[int, db.ItemRow] = {}
@@ -765,6 +765,13 @@ def _rank(
         or options.max_per_category is not None
         or any(r.target != BusinessRule.Target.ITEM for r in rules)
     )
+    # Over-fetch when rules may drop or re-order candidates (labels, boosts); else
+    # the engine already left out everything excluded, and a few spare candidates
+    # cover items hidden since the unavailable list was read. A short page asks again.
+    if labels_needed or any(r.action == BusinessRule.Action.BOOST for r in rules):
+        k = OVERFETCH * limit + len(pins)
+    else:
+        k = limit + len(pins) + SPARE_CANDIDATES
     for _round in range(MAX_FETCH_ROUNDS):
         result = source(k, exclude, allowed)
         strategy = result.strategy
