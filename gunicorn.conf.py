@@ -9,8 +9,8 @@ import os
 
 # Load the application once in the master and fork the workers from it, so the pages
 # of Django, DRF, numpy, scipy and the engine are shared copy-on-write instead of
-# being imported again by every worker. Measured on 2 CPUs: +76 MB total PSS per
-# extra worker without this, +21 MB with it (docs/benchmarks.md, "Memory").
+# being imported again by every worker (docs/benchmarks.md, "Memory per web worker",
+# has the measured cost of each extra worker).
 preload_app = True
 
 
@@ -76,3 +76,8 @@ def on_reload(server):
     prefork = sys.modules.get("recsite.prefork")
     if prefork is not None:
         prefork.on_reload(server)
+
+# gunicorn 27 opens a control socket at a fixed ~/.gunicorn/gunicorn.ctl shared by
+# every gunicorn of the same user (tests, benchmarks and start.sh overwrite each
+# other's); recsite does not use it.
+control_socket_disable = True

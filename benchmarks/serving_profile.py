@@ -90,6 +90,53 @@ def _paths(n: int, seed: int) -> dict[str, list[str]]:
     }
 
 
+def measure_requests(
+    client, paths: dict[str, list[str]], *, requests: int, warmup: int, profile=None
+) -> dict[str, dict[str, float]]:
+    """Per endpoint: web CPU ms, PostgreSQL backend CPU ms and SQL queries per request.
+
+    `client`: a Django test client with credentials; `paths`: endpoint -> request
+    paths (warm-up first, then the measured ones); `profile`: (endpoint, cProfile)
+    to profile one endpoint's measured requests.
+    """
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+    out = {}
+    for name, todo in paths.items():
+        for path in todo[:warmup]:
+            response = client.get(path)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code}")
+        run = todo[warmup : warmup + requests]
+        if not run:
+            continue
+        with CaptureQueriesContext(connection) as queries:
+            for path in run[:50]:
+                client.get(path)
+        n_queries = len(queries.captured_queries) / min(50, len(run))
+        profiler = profile[1] if profile and profile[0] == name else None
+        pg0, cpu0, wall0 = _backend_cpu_s(backend), time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        for path in run:
+            response = client.get(path)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code}")
+        if profiler is not None:
+            profiler.disable()
+        out[name] = {
+            "web_cpu_ms": (time.process_time() - cpu0) / len(run) * 1000,
+            "pg_cpu_ms": (_backend_cpu_s(backend) - pg0) / len(run) * 1000,
+            "queries": n_queries,
+            "wall_ms": (time.perf_counter() - wall0) / len(run) * 1000,
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--db", default="recsite_bench")
@@ -103,48 +150,34 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     _setup(args.db)
 
-    from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     from users.services import api_key_create
 
     _key, raw = api_key_create(name="serving-profile", kind="read_only")
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_HOST="127.0.0.1")
     paths = _paths(args.requests + args.warmup, args.seed)
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid()")
-        backend = cur.fetchone()[0]
+    profiler = cProfile.Profile() if args.profile else None
     print(f"database {args.db}; {args.requests} requests per endpoint after warm-up")
     print(
         f"{'endpoint':8} {'web CPU ms':>10} {'PG CPU ms':>9} {'queries':>7} "
         f"{'wall ms':>8}"
     )
-    for name in ("user", "recs", "item", "similar"):
-        todo = paths[name]
-        for path in todo[: args.warmup]:
-            assert client.get(path).status_code == 200, path
-        run = todo[args.warmup : args.warmup + args.requests]
-        with CaptureQueriesContext(connection) as queries:
-            for path in run[:50]:
-                client.get(path)
-        n_queries = len(queries.captured_queries) / min(50, len(run))
-        profiler = cProfile.Profile() if name == args.profile else None
-        pg0, cpu0, wall0 = _backend_cpu_s(backend), time.process_time(), time.perf_counter()
-        if profiler is not None:
-            profiler.enable()
-        for path in run:
-            response = client.get(path)
-            if response.status_code != 200:
-                raise SystemExit(f"{path} answered {response.status_code}")
-        if profiler is not None:
-            profiler.disable()
-        cpu = (time.process_time() - cpu0) / len(run) * 1000
-        wall = (time.perf_counter() - wall0) / len(run) * 1000
-        pg = (_backend_cpu_s(backend) - pg0) / len(run) * 1000
-        print(f"{name:8} {cpu:10.2f} {pg:9.2f} {n_queries:7.1f} {wall:8.2f}")
-        if profiler is not None:
-            pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(args.top)
+    costs = measure_requests(
+        client,
+        paths,
+        requests=args.requests,
+        warmup=args.warmup,
+        profile=(args.profile, profiler) if profiler else None,
+    )
+    for name, c in costs.items():
+        print(
+            f"{name:8} {c['web_cpu_ms']:10.2f} {c['pg_cpu_ms']:9.2f} "
+            f"{c['queries']:7.1f} {c['wall_ms']:8.2f}"
+        )
+    if profiler is not None:
+        sort = os.environ.get("PROFILE_SORT", "cumulative")
+        pstats.Stats(profiler).sort_stats(sort).print_stats(args.top)
     _key.delete()
     return 0
 

@@ -3,7 +3,7 @@
 With `preload_app` the workers are forked from a master that already holds the
 active model, so they share its arrays, the hnswlib index and the lookup tables
 copy-on-write. A version activated later would be loaded by every worker on its
-own (a private copy each: hundreds of MB per worker at 100k items). Instead, a
+own (a private hnswlib index each: ≈ 60 MB per worker at 100k items). Instead, a
 daemon thread of the master (`watcher_start`, called by gunicorn.conf.py's
 `when_ready`) checks the active version every `RECSITE["SERVING_REFRESH_S"]`
 seconds, loads a new one into the master and sends the master SIGHUP: gunicorn's
