@@ -31,6 +31,13 @@ class Tag(TimeStampedModel):
         return self.name
 
 
+# Items that are hidden or have an availability window: the only ones that can be
+# unavailable at some moment (a superset, indexed).
+MAYBE_UNAVAILABLE = (
+    Q(is_hidden=True) | Q(available_from__isnull=False) | Q(available_until__isnull=False)
+)
+
+
 class Item(TimeStampedModel):
     """A recommendable item, addressed by the client's own id."""
 
@@ -52,6 +59,15 @@ class Item(TimeStampedModel):
                 | Q(available_until__isnull=True)
                 | Q(available_until__gt=F("available_from")),
                 name="item_availability_window_ordered",
+            )
+        ]
+        indexes = [
+            # Serving reads the items that may be unavailable every few seconds per
+            # process: without this, a scan of the whole catalog (25 ms at 100k).
+            models.Index(
+                fields=["id"],
+                name="item_maybe_unavailable",
+                condition=MAYBE_UNAVAILABLE,
             )
         ]
 

@@ -12,7 +12,7 @@ import numpy as np
 from django.db import connection
 from django.db.models import Q
 
-from items.models import Category, Item, Tag
+from items.models import MAYBE_UNAVAILABLE, Category, Item, Tag
 from recommendations.models import Interaction, InteractionType, ModelVersion
 from recommendations.selectors.rules import RULES_SIGNATURE_SQL
 from users.models import EndUser
@@ -295,7 +295,7 @@ def item_pks_with_label(
 
 def unavailable_item_pks(*, now: datetime) -> np.ndarray:
     """Hidden items and items outside their availability window (sorted int64)."""
-    qs = Item.objects.filter(
+    qs = Item.objects.filter(MAYBE_UNAVAILABLE).filter(  # the partial index
         Q(is_hidden=True) | Q(available_from__gt=now) | Q(available_until__lte=now)
     )
     return np.unique(np.fromiter(qs.values_list("id", flat=True), dtype=np.int64))
