@@ -944,7 +944,7 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
                     "1.00×",
                 ]
             )
-        for kind, label in (("similar", "similar/"), ("item", "{id}/ (baseline)")):
+        for kind, label in (("similar", "{id}/similar/"), ("item", "{id}/ (baseline)")):
             r = unqueued.get(kind)
             if r is not None:
                 rows.append(
