@@ -119,7 +119,8 @@ def measure_requests(
                 client.get(path)
         n_queries = len(queries.captured_queries) / min(50, len(run))
         profiler = profile[1] if profile and profile[0] == name else None
-        pg0, cpu0, wall0 = _backend_cpu_s(backend), time.process_time(), time.perf_counter()
+        pg0, cpu0 = _backend_cpu_s(backend), time.process_time()
+        wall0 = time.perf_counter()
         if profiler is not None:
             profiler.enable()
         for path in run:

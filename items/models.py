@@ -34,7 +34,9 @@ class Tag(TimeStampedModel):
 # Items that are hidden or have an availability window: the only ones that can be
 # unavailable at some moment (a superset, indexed).
 MAYBE_UNAVAILABLE = (
-    Q(is_hidden=True) | Q(available_from__isnull=False) | Q(available_until__isnull=False)
+    Q(is_hidden=True)
+    | Q(available_from__isnull=False)
+    | Q(available_until__isnull=False)
 )
 
 

@@ -616,7 +616,8 @@ class _ItemRowCache:
                 continue  # deleted
             updated, visible = state
             entry = cached.get(pk)
-            if entry is None or entry[0] != updated or clock - entry[1] > ITEM_ROW_TTL_S:
+            stale = entry is None or entry[0] != updated
+            if stale or clock - entry[1] > ITEM_ROW_TTL_S:
                 missing.append(pk)
                 continue
             row = entry[2]

@@ -220,7 +220,8 @@ def item_rows(pks: list[int], *, now: datetime) -> dict[int, ItemRow]:
     t = _tables()
     sql = (
         f"SELECT i.id, i.external_id, i.title, {_VISIBLE_SQL}, "
-        f"ARRAY(SELECT ic.category_id FROM {t['item_cat']} ic WHERE ic.item_id = i.id), "
+        f"ARRAY(SELECT ic.category_id FROM {t['item_cat']} ic "
+        f"WHERE ic.item_id = i.id), "
         f"ARRAY(SELECT it.tag_id FROM {t['item_tag']} it WHERE it.item_id = i.id) "
         f"FROM {t['item']} i WHERE i.id = ANY($2)"
     )
