@@ -588,6 +588,20 @@ def phase_train(ctx: Context) -> dict:
             )
         except Exception as exc:  # noqa: BLE001
             out["notes"].append(f"Search run failed: {exc}"[:300])
+        # Serving and memory are measured on the fixed configuration (the scale's
+        # dimension), not on whatever the search chose: activate it again.
+        fixed = res.get("version_id")
+        if res.get("status") == "active" and fixed:
+            from recommendations.models import ModelVersion
+            from recommendations.services.registry import model_version_activate
+
+            version = ModelVersion.objects.filter(pk=fixed).first()
+            if version is not None and version.status != ModelVersion.Status.ACTIVE:
+                model_version_activate(version=version)
+                out["notes"].append(
+                    f"Sections 4–6 serve version {fixed} (search off, "
+                    f"{ctx.scale.dim} dimensions), activated again after the search."
+                )
     return out
 
 
