@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.perf import db  # noqa: E402
+from benchmarks.perf.context import django_env  # noqa: E402
 
 TABLE = "recommendations_interaction"
 COPY_TABLE = "ingest_profile_copy"
@@ -50,27 +51,7 @@ COPY_TABLE = "ingest_profile_copy"
 
 def env_for(db_name: str, work_dir: Path) -> dict[str, str]:
     """Environment of every Django process of the run (as benchmarks/run.py's)."""
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="recsite.settings.base",
-        SECRET_KEY="benchmark-only-secret-key-0123456789abcdef",
-        DEBUG="0",
-        DATABASE_URL=db.bench_url(db_name),
-        ARTIFACTS_DIR=str(work_dir / "artifacts"),
-        ARTIFACTS_CACHE_DIR=str(work_dir / "artifact-cache"),
-        STATIC_ROOT=str(work_dir / "static"),
-        CACHE_KEY_PREFIX=f"bench-{db_name}",
-        THROTTLE_WRITE="100000000/min",
-        THROTTLE_READ_ONLY="100000000/min",
-        THROTTLE_PUBLIC="100000000/min",
-        THROTTLE_STAFF="100000000/min",
-        OPENBLAS_NUM_THREADS="1",
-        OMP_NUM_THREADS="1",
-        LOG_LEVEL="WARNING",
-        CELERY_TASK_ALWAYS_EAGER="0",
-        PYTHONPATH=str(ROOT),
-    )
-    return env
+    return django_env(db.bench_url(db_name), db_name, work_dir)
 
 
 def cpu_ns(pid: int) -> int:

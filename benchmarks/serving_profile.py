@@ -32,23 +32,13 @@ if str(ROOT) not in sys.path:
 
 
 def _setup(db: str) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings.base")
-    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-0123456789abcdef")
-    os.environ["DEBUG"] = "0"
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault(
-        "THROTTLE_READ_ONLY", "100000000/min"
-    )  # measure the API, not refusals
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.setdefault("STATIC_ROOT", str(ROOT / ".local" / "static"))
-    (ROOT / ".local" / "static").mkdir(parents=True, exist_ok=True)
+    """Django in this process with the benchmark server's settings (run.py's)."""
+    from benchmarks.perf.context import django_env
+
     base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/x")
-    os.environ["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + db
     work = ROOT / ".local" / "bench" / db
-    os.environ.setdefault("ARTIFACTS_DIR", str(work / "artifacts"))
-    os.environ.setdefault("ARTIFACTS_CACHE_DIR", str(work / "artifact-cache"))
-    os.environ.setdefault("CACHE_KEY_PREFIX", f"bench-{db}")
+    (work / "static").mkdir(parents=True, exist_ok=True)
+    os.environ.update(django_env(base.rsplit("/", 1)[0] + "/" + db, db, work))
     import django
 
     django.setup()

@@ -690,8 +690,6 @@ class ListOptions:
     ignore_rule_ids: frozenset[int] = frozenset()
 
 
-_NO_ROW = db.ItemRow(0, "", "", False, (), ())
-
 # A candidate source: (k, exclude pks, allowed pks) -> engine result.
 Source = Callable[[int, np.ndarray, "np.ndarray | None"], "RecommendationResult"]
 
@@ -721,6 +719,18 @@ def _reason_text(reason, rows: dict[int, db.ItemRow]) -> tuple[str, str]:
             return REASON_FALLBACK, kind
         return template.format(label=label), kind
     return template, kind
+
+
+def _candidate(row: db.ItemRow, score: float | None, reason=None) -> Candidate:
+    return Candidate(
+        pk=row.pk,
+        external_id=row.external_id,
+        title=row.title,
+        categories=row.categories,
+        tags=row.tags,
+        score=score,
+        reason=reason,
+    )
 
 
 def _rank(
@@ -793,29 +803,14 @@ def _rank(
                 for pk, state in states.items()
             }
         candidates = [
-            Candidate(
-                pk=pk,
-                external_id=row.external_id,
-                title=row.title,
-                categories=row.categories,
-                tags=row.tags,
-                score=float(score),
-                reason=reason,
-            )
+            _candidate(row, float(score), reason)
             for pk, score, reason in zip(
                 pks, np.asarray(result.scores).tolist(), result.reasons
             )
             if (row := rows.get(pk)) is not None and row.visible and pk not in never
         ]
         pin_pool = {
-            pk: Candidate(
-                pk=pk,
-                external_id=rows[pk].external_id,
-                title=rows[pk].title,
-                categories=rows[pk].categories,
-                tags=rows[pk].tags,
-                score=None,
-            )
+            pk: _candidate(rows[pk], None)
             for pk in pins
             if pk in rows and rows[pk].visible
         }
@@ -840,10 +835,9 @@ def _rank(
         for c in page
         if getattr(c.reason, "item_pk", None) is not None
     }
-    missing = sorted(pk for pk in shown if not rows.get(pk, _NO_ROW).external_id)
-    if missing:
-        more = db.item_states([pk for pk in missing if pk not in states], now=now)
-        rows = {**rows, **_item_rows(missing, now=now, states={**states, **more})}
+    missing = sorted(pk for pk in shown if not (pk in rows and rows[pk].external_id))
+    if missing:  # all of them are among the pks `states` was read for
+        rows = {**rows, **_item_rows(missing, now=now, states=states)}
     page = [
         replace(
             c,
@@ -1042,14 +1036,6 @@ def _history_arrays(item_pks: list[int], type_pks: list[int], times: list[float]
     )
     ts = np.asarray(times[:HISTORY_LIMIT], dtype=np.float64)
     return items, w, ts, np.unique(np.asarray(item_pks, dtype=np.int64))
-
-
-def user_history(user_pk: int):
-    """(recent item pks, signed type weights, unix times, every recently seen pk)."""
-    rows = db.user_recent_interactions(user_pk, limit=SEEN_LIMIT)
-    return _history_arrays(
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-    )
 
 
 def _times_after_training(

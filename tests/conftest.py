@@ -39,16 +39,6 @@ def public_client(db) -> APIClient:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_interaction_type_cache():
-    """Ingestion caches `{type name: pk}` per process; tests roll types back."""
-    from recommendations.selectors.interactions import interaction_types_cache_clear
-
-    interaction_types_cache_clear()
-    yield
-    interaction_types_cache_clear()
-
-
-@pytest.fixture(autouse=True)
 def _fresh_serving_state():
     """Serving keeps the loaded model and small caches per process; tests roll rows back."""
     from recommendations.serving import serving_reset
@@ -73,8 +63,6 @@ def _migration_rows(request):
         import importlib
 
         from recommendations.models import InteractionType
-        from recommendations.selectors.interactions import interaction_types_cache_clear
-
         request.getfixturevalue("db")
         seed = importlib.import_module(
             "recommendations.migrations.0002_default_interaction_types"
@@ -88,5 +76,4 @@ def _migration_rows(request):
             ],
             ignore_conflicts=True,
         )
-        interaction_types_cache_clear()
     yield

@@ -97,34 +97,7 @@ class Context:
 
     def django_env(self, **extra: str) -> dict[str, str]:
         """Environment of every Django process of the run (server, children)."""
-        env = dict(os.environ)
-        env.update(
-            DJANGO_SETTINGS_MODULE="recsite.settings.base",
-            SECRET_KEY=env.get(
-                "BENCH_SECRET_KEY", "benchmark-only-secret-key-0123456789abcdef"
-            ),
-            DEBUG="0",
-            DATABASE_URL=self.db_url,
-            ARTIFACTS_DIR=str(self.work_dir / "artifacts"),
-            ARTIFACTS_CACHE_DIR=str(self.work_dir / "artifact-cache"),
-            STATIC_ROOT=str(self.work_dir / "static"),
-            CACHE_KEY_PREFIX=f"bench-{self.db_name}",
-            # The benchmark measures the API, not the rate limiter's refusals (the
-            # limiter still runs: one Redis round-trip per request, as in production).
-            THROTTLE_WRITE="100000000/min",
-            THROTTLE_READ_ONLY="100000000/min",
-            THROTTLE_PUBLIC="100000000/min",
-            THROTTLE_STAFF="100000000/min",
-            OPENBLAS_NUM_THREADS="1",
-            OMP_NUM_THREADS="1",
-            MKL_NUM_THREADS="1",
-            LOG_LEVEL="WARNING",
-            SERVING_REFRESH_S="1",
-            CELERY_TASK_ALWAYS_EAGER="0",
-            PYTHONPATH=str(ROOT),
-        )
-        env.update(extra)
-        return env
+        return django_env(self.db_url, self.db_name, self.work_dir, **extra)
 
     def child_cmd(self, *args: str) -> list[str]:
         """Command line that re-enters run.py as a child process."""
@@ -137,3 +110,38 @@ class Context:
             str(self.work_dir),
             *args,
         ]
+
+
+def django_env(
+    db_url: str, db_name: str, work_dir: Path, **extra: str
+) -> dict[str, str]:
+    """Environment of a benchmark's Django processes: its own database, artifacts and
+    cache prefix, DEBUG off, one BLAS thread, rate limits out of the way."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="recsite.settings.base",
+        SECRET_KEY=env.get(
+            "BENCH_SECRET_KEY", "benchmark-only-secret-key-0123456789abcdef"
+        ),
+        DEBUG="0",
+        DATABASE_URL=db_url,
+        ARTIFACTS_DIR=str(work_dir / "artifacts"),
+        ARTIFACTS_CACHE_DIR=str(work_dir / "artifact-cache"),
+        STATIC_ROOT=str(work_dir / "static"),
+        CACHE_KEY_PREFIX=f"bench-{db_name}",
+        # The benchmark measures the API, not the rate limiter's refusals (the
+        # limiter still runs: one Redis round-trip per request, as in production).
+        THROTTLE_WRITE="100000000/min",
+        THROTTLE_READ_ONLY="100000000/min",
+        THROTTLE_PUBLIC="100000000/min",
+        THROTTLE_STAFF="100000000/min",
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        LOG_LEVEL="WARNING",
+        SERVING_REFRESH_S="1",
+        CELERY_TASK_ALWAYS_EAGER="0",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env

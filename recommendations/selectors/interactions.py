@@ -32,10 +32,6 @@ def interaction_type_pks(*, names: Iterable[str]) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
-def interaction_types_cache_clear() -> None:
-    """Nothing to clear any more (types are read per batch); kept for callers."""
-
-
 def interaction_list_for_user(*, user: EndUser) -> QuerySet[Interaction]:
     """The user's interactions, newest first, with item and type joined."""
     return (

@@ -159,19 +159,6 @@ def end_user_with_history(
     return row[0], (row[1], attributes or {}, list(row[3]), list(row[4]), list(row[5]))
 
 
-def user_recent_interactions(
-    user_pk: int, *, limit: int
-) -> list[tuple[int, int, float]]:
-    """(item pk, type pk, unix time) of the user's latest interactions, newest first."""
-    # order_by matches the (user, -timestamp) index so this is an index scan.
-    rows = (
-        Interaction.objects.filter(user_id=user_pk)
-        .order_by("-timestamp", "-id")
-        .values_list("item_id", "type_id", "timestamp")[:limit]
-    )
-    return [(item, kind, when.timestamp()) for item, kind, when in rows]
-
-
 def interaction_type_weights() -> dict[int, float]:
     """Signed weight per interaction type pk (negative types push away)."""
     return {
@@ -180,11 +167,6 @@ def interaction_type_weights() -> dict[int, float]:
             "id", "weight", "is_positive"
         )
     }
-
-
-def item_pk_by_external_id(external_id: str) -> int | None:
-    """The pk of an item, or None."""
-    return item_pk_with_rules_signature(external_id)[1]
 
 
 def item_pk_with_rules_signature(external_id: str) -> tuple[str, int | None]:

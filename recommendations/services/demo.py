@@ -12,7 +12,6 @@ from django.db import connection, transaction
 from items.services import item_upsert_many
 from recommendations.engine.synthetic import DEFAULT_INTERACTION_TYPES, InteractionLog
 from recommendations.models import Interaction, InteractionType
-from recommendations.selectors.interactions import interaction_types_cache_clear
 from recommendations.services.interactions import interaction_copy_many
 from recsite.validation import MAX_BATCH_ROWS, UpsertResult
 from users.services import user_upsert_many
@@ -50,7 +49,6 @@ def interaction_types_ensure(*, names: Sequence[str]) -> dict[str, int]:
         pks[name] = InteractionType.objects.get_or_create(name=name, defaults=defaults)[
             0
         ].pk
-    interaction_types_cache_clear()
     return pks
 
 

@@ -365,8 +365,7 @@ def import_stream(
             _write_chunk(job, chunk, write, lines.bytes_done, errors)
         except IntegrityError:
             # A user, item or type changed between lookup and insert (the chunk was
-            # rolled back as a whole): look everything up again, once.
-            _writer_reset(job.kind)
+            # rolled back as a whole): the retry looks everything up again, once.
             _write_chunk(job, chunk, write, lines.bytes_done, errors)
         if progress is not None:
             progress(job)
@@ -430,14 +429,6 @@ def _write_chunk(
     job.bytes_done = bytes_done
     errors += stored
     job.errors = errors
-
-
-def _writer_reset(kind: str) -> None:
-    """Drop lookups a batch writer caches (before retrying a failed chunk)."""
-    if kind == ImportJob.Kind.INTERACTIONS:
-        from recommendations.selectors.interactions import interaction_types_cache_clear
-
-        interaction_types_cache_clear()
 
 
 def _claim(job_id: int, *, resumed: bool) -> ImportJob | None:
