@@ -50,6 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--train-threads", type=int, default=2)
     p.add_argument(
+        "--train-repeats",
+        type=int,
+        default=None,
+        help="runs of the training pipeline and of the bare fit, alternately; "
+        "the ratio compares the best of each (default 2; large: 1)",
+    )
+    p.add_argument(
         "--no-search",
         action="store_true",
         help="skip the separate run with hyper-parameter search",
@@ -98,6 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--params", help=argparse.SUPPRESS)
     p.add_argument("--no-bare", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--repeats", type=int, default=1, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -128,6 +136,10 @@ def build_context(args: argparse.Namespace) -> Context:
         results_json=args.results_dir / f"{args.scale}.json",
         connections=args.connections,
         train_threads=args.train_threads,
+        train_repeats=max(
+            1,
+            args.train_repeats or (1 if args.scale == "large" else 2),
+        ),
         with_search=not args.no_search,
         search_budget_s=search_budget,
         keep_db=args.keep_db,
@@ -165,7 +177,10 @@ def child_main(args: argparse.Namespace) -> int:
     django.setup()
     if args.child == "train":
         out = phases.child_train(
-            json.loads(args.params), bare=not args.no_bare, profile=args.profile
+            json.loads(args.params),
+            bare=not args.no_bare,
+            profile=args.profile,
+            repeats=args.repeats,
         )
     else:
         raise SystemExit(f"unknown child {args.child}")

@@ -5,9 +5,24 @@ import hashlib
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from recsite.lookups import fetch_prepared
 from users.models import ApiKey
 
 INVALID_KEY = "Invalid or revoked API key."
+
+
+# Every API request looks its key up: a prepared statement on the unique index
+# (0.1 ms) instead of an ORM query (0.6 ms of Python to build and run it).
+# (In the model's field order, which `Model.from_db` expects.)
+_KEY_FIELDS = tuple(
+    f.attname
+    for f in ApiKey._meta.concrete_fields
+    if f.attname in {"id", "kind", "prefix", "name"}
+)
+_KEY_SQL = (
+    f"SELECT {', '.join(_KEY_FIELDS)} FROM {ApiKey._meta.db_table} "
+    "WHERE hashed_key = $1 AND is_active"
+)
 
 
 def hash_key(raw_key: str) -> str:
@@ -49,13 +64,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(INVALID_KEY) from exc
         if len(raw_key) > 128:
             raise exceptions.AuthenticationFailed(INVALID_KEY)
-        api_key = (
-            ApiKey.objects.filter(hashed_key=hash_key(raw_key), is_active=True)
-            .only("id", "kind", "prefix", "name")
-            .first()
-        )
-        if api_key is None:
+        row = fetch_prepared("recsite_api_key", _KEY_SQL, [hash_key(raw_key)], one=True)
+        if row is None:
             raise exceptions.AuthenticationFailed(INVALID_KEY)
+        # A model instance with the other fields deferred, as `.only()` gives.
+        api_key = ApiKey.from_db("default", _KEY_FIELDS, row)
         return ApiKeyPrincipal(api_key), api_key
 
     def authenticate_header(self, request) -> str:

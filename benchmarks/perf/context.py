@@ -71,6 +71,8 @@ class Context:
     ingest_clients: int = 4
     batch_size: int = 1_000
     train_threads: int = 2
+    # pipeline and bare fit each run this many times, alternately; best of each
+    train_repeats: int = 2
     with_search: bool = True
     search_budget_s: float = 300.0
     keep_db: bool = False

@@ -494,29 +494,54 @@ def phase_train(ctx: Context) -> dict:
         return unavailable(
             "recommendations.services.training.model_version_train_now missing", target
         )
+    reps = ctx.train_repeats
     ctx.say(
         f"train: pipeline with search off ({ctx.scale.epochs} epochs, "
-        f"{ctx.scale.dim} dims, {ctx.train_threads} threads) in a child process"
+        f"{ctx.scale.dim} dims, {ctx.train_threads} threads) and the bare fit, "
+        f"{reps}× each alternately, in a child process"
     )
     res = _run_child(
-        ctx, "--child", "train", "--params", json.dumps(train_params(ctx, search=False))
+        ctx,
+        "--child",
+        "train",
+        "--repeats",
+        str(reps),
+        "--params",
+        json.dumps(train_params(ctx, search=False)),
     )
     ctx.results["_train_child"] = res
     pipeline = res["pipeline_s"]
     bare = res["bare_fit_s"]
     r = pipeline / bare if bare else None
+    best = f"best of {reps}, " if reps > 1 else ""
     ctx.say(
         f"train: pipeline {pipeline:.1f}s vs bare fit {bare:.1f}s = {r:.2f}× "
-        f"(status {res['status']}, peak RSS {res['peak_rss_mb']:.0f} MB)"
+        f"({best}status {res['status']}, peak RSS {res['peak_rss_mb']:.0f} MB)"
     )
     rows = [
         [
-            "pipeline: model_version_train_now(search off)",
+            f"pipeline: model_version_train_now(search off), {best}end to end",
             round(pipeline, 2),
             f"{r:.2f}×" if r else "—",
         ],
-        [f"bare LightFM fit ({res['epochs']} epochs)", round(bare, 2), "1.00×"],
+        [
+            f"bare LightFM fit ({res['epochs']} epochs), {best}same matrix",
+            round(bare, 2),
+            "1.00×",
+        ],
     ]
+    if reps > 1:
+        for n, run in enumerate(res.get("runs") or [], start=1):
+            fit = run.get("pipeline_fit_s")
+            rows.append(
+                [
+                    f"  run {n}: pipeline (its LightFM fit {fit:.1f} s) / bare fit"
+                    if fit
+                    else f"  run {n}: pipeline / bare fit",
+                    f"{run['pipeline_s']:.1f} / {run['bare_fit_s']:.1f}",
+                    f"{run['pipeline_s'] / run['bare_fit_s']:.2f}×",
+                ]
+            )
     timings = res.get("timings", {})
     for key, value in timings.items():
         if isinstance(value, (int, float)):
@@ -541,7 +566,8 @@ def phase_train(ctx: Context) -> dict:
         "met": bool(
             r is not None and r <= TRAIN_MAX_RATIO and res["status"] == "active"
         ),
-        "headline": f"{pipeline:.1f} s = {r:.2f}× bare fit ({bare:.1f} s)",
+        "headline": f"{pipeline:.1f} s = {r:.2f}× bare fit ({bare:.1f} s)"
+        + (f", best of {reps} each" if reps > 1 else ""),
         "columns": ["what", "seconds", "vs bare fit"],
         "rows": rows,
         "notes": [
@@ -554,6 +580,13 @@ def phase_train(ctx: Context) -> dict:
                 and k in ("precision_at_10", "ndcg_at_10", "recall_at_10", "coverage")
             ),
             f"Parameters: {json.dumps(train_params(ctx, search=False))}.",
+            f"The pipeline and the bare fit ran {reps}× each, alternately, in one "
+            "process; the ratio compares the best run of each. A 2-thread WARP fit "
+            "of the same matrix varies by up to half between runs (Hogwild updates "
+            "on a shared host: 94–149 s here), which one run of each cannot tell "
+            "apart from the code's own cost. Stage rows are the best pipeline run's."
+            if reps > 1
+            else "One run of each: the fit's run-to-run spread applies.",
         ],
         "raw": res,
     }
@@ -605,10 +638,47 @@ def phase_train(ctx: Context) -> dict:
     return out
 
 
-def child_train(params: dict, bare: bool, profile: bool) -> dict:
-    """(In the child) run the pipeline, then the bare LightFM fit on the same matrix."""
+def child_train(params: dict, bare: bool, profile: bool, repeats: int = 1) -> dict:
+    """(In the child) run the pipeline, then the bare LightFM fit on the same matrix,
+    `repeats` times alternately; the figures are the best run of each.
+
+    A 2-thread LightFM WARP fit of the same matrix took anywhere from 94 to 149 s
+    between runs on one machine (Hogwild updates, a shared host), so one run of each
+    could not tell a 1.3× bound apart; alternating keeps both exposed to the same
+    conditions, and the best of each is what the code costs with the least noise.
+    """
     import resource
 
+    runs: list[dict] = []
+    for i in range(max(1, repeats) if bare else 1):
+        run = _pipeline_once(params, profile=profile and i == 0)
+        if bare:
+            run.update(_bare_fit(run.pop("_version")))
+        else:
+            run.pop("_version")
+        runs.append(run)
+    best = min(runs, key=lambda r: r["pipeline_s"])
+    out = {**runs[-1]}  # the last version is the active one
+    out["pipeline_s"] = best["pipeline_s"]
+    out["timings"] = best["timings"]
+    out["profile"] = runs[0].get("profile")
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if bare:
+        out["bare_fit_s"] = min(r["bare_fit_s"] for r in runs)
+    out["runs"] = [
+        {
+            "pipeline_s": round(r["pipeline_s"], 2),
+            "pipeline_fit_s": (r.get("timings") or {}).get("lightfm_fit_s")
+            or ((r.get("timings") or {}).get("engine") or {}).get("lightfm_fit_s"),
+            "bare_fit_s": round(r["bare_fit_s"], 2) if "bare_fit_s" in r else None,
+        }
+        for r in runs
+    ]
+    return out
+
+
+def _pipeline_once(params: dict, *, profile: bool) -> dict:
+    """One end-to-end training run (model_version_train_now) and its figures."""
     from recommendations.services.training import model_version_train_now
 
     profiler = None
@@ -629,8 +699,8 @@ def child_train(params: dict, bare: bool, profile: bool) -> dict:
         text_profile = profiler.output_text(unicode=False, color=False, show_all=False)[
             :6000
         ]
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out = {
+    return {
+        "_version": version,
         "pipeline_s": pipeline_s,
         "status": version.status,
         "version_id": version.pk,
@@ -638,12 +708,8 @@ def child_train(params: dict, bare: bool, profile: bool) -> dict:
         "timings": version.timings,
         "metrics": version.metrics,
         "params": {"chosen": (version.params or {}).get("chosen")},
-        "peak_rss_mb": peak_mb,
         "profile": text_profile,
     }
-    if bare:
-        out.update(_bare_fit(version))
-    return out
 
 
 def _bare_fit(version) -> dict:

@@ -155,7 +155,10 @@ class TrainConfig:
     ann_ef_construction: int = 100
     ann_m: int = 32
     ann_ef_search: int = 100
-    ann_candidates: int = 300
+    # 100: the top-10 and top-50 of recommend() matched an exact scoring of the
+    # whole catalog for 999 of 1,000 users at 100k items x 64 dims (300: 1,000),
+    # ~0.3 ms less per request; recommend() asks max(this, 3k + excluded)
+    ann_candidates: int = 100
     foldin_regularization: float = 1.0
     # serving: history rows lose half their weight every this many days (when
     # the request passes timestamps); None = no decay

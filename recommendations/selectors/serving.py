@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +14,7 @@ from django.db.models import Q
 from items.models import MAYBE_UNAVAILABLE, Category, Item, Tag
 from recommendations.models import Interaction, InteractionType, ModelVersion
 from recommendations.selectors.rules import RULES_SIGNATURE_SQL
+from recsite.lookups import fetch_prepared as _fetch_prepared
 from users.models import EndUser
 
 
@@ -47,63 +47,6 @@ _VISIBLE_SQL = (
     "(NOT i.is_hidden AND (i.available_from IS NULL OR i.available_from <= $1) "
     "AND (i.available_until IS NULL OR i.available_until > $1))"
 )
-
-# ------------------------------------------------------------ prepared statements
-
-# Per database connection (psycopg2 object -> names prepared on it). A connection
-# that closed is dropped the next time a statement is prepared.
-_prepared: dict[int, tuple[object, set[str]]] = {}
-
-
-def _fetch_prepared(name: str, sql: str, params: list, *, one: bool = False):
-    """Run `sql` (placeholders $1, $2, ...) as a server-side prepared statement.
-
-    The serving path runs the same few statements thousands of times per second;
-    parsing and planning them each time cost PostgreSQL as much CPU as running them
-    (0.3 ms against 0.17 ms for an item-state lookup). Prepared once per connection,
-    with `settings.RECSITE["DB_PREPARED_STATEMENTS"]` to turn it off (a pooler in
-    transaction mode, such as PgBouncer's, cannot keep prepared statements).
-    """
-    from django.conf import settings
-
-    if not settings.RECSITE.get("DB_PREPARED_STATEMENTS", True):
-        plain, ordered = _dollar_to_pyformat(sql, params)
-        with connection.cursor() as cursor:
-            cursor.execute(plain, ordered)
-            return cursor.fetchone() if one else cursor.fetchall()
-    connection.ensure_connection()
-    raw = connection.connection
-    entry = _prepared.get(id(raw))
-    if entry is None or entry[0] is not raw:
-        for key, (conn, _names) in list(_prepared.items()):
-            if getattr(conn, "closed", 1):
-                del _prepared[key]
-        entry = (raw, set())
-        _prepared[id(raw)] = entry
-    with connection.cursor() as cursor:
-        if name not in entry[1]:
-            cursor.execute(f"PREPARE {name} AS {sql}")
-            entry[1].add(name)
-        placeholders = ", ".join(["%s"] * len(params))
-        cursor.execute(f"EXECUTE {name}({placeholders})", params)
-        return cursor.fetchone() if one else cursor.fetchall()
-
-
-def _dollar_to_pyformat(sql: str, params: list) -> tuple[str, list]:
-    """`$n` placeholders -> `%s` with the parameters in order of appearance."""
-    ordered: list = []
-
-    def swap(match: re.Match) -> str:
-        ordered.append(params[int(match.group(1)) - 1])
-        return "%s"
-
-    return re.sub(r"\$(\d+)", swap, sql), ordered
-
-
-def prepared_forget() -> None:
-    """Forget which statements were prepared (tests that replace connections)."""
-    _prepared.clear()
-
 
 def active_model_version_row() -> tuple[int, str] | None:
     """(id, artifact_path) of the active version: one query on an indexed column."""

@@ -63,4 +63,9 @@ def test_tiny_benchmark_writes_a_report_with_all_seven_sections(tmp_path):
     for key in ("ingest", "extract", "train"):
         assert results[key]["status"] == "ok", results[key]
         assert results[key]["rows"], results[key]
+    # training: pipeline and bare fit ran twice each; the ratio uses the best of each
+    raw = results["train"]["raw"]
+    assert len(raw["runs"]) == 2
+    assert abs(raw["bare_fit_s"] - min(r["bare_fit_s"] for r in raw["runs"])) < 0.01
+    assert abs(raw["pipeline_s"] - min(r["pipeline_s"] for r in raw["runs"])) < 0.01
     assert not database_exists(db_name)  # the benchmark drops its own database

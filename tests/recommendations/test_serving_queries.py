@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from recommendations.selectors import serving as db
+from recsite.lookups import prepared_forget
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,7 @@ def test_statements_are_prepared_again_on_a_new_connection(trained, api_client):
     # after CONN_MAX_AGE, a database restart or a failover).
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")
-    db.prepared_forget()
+    prepared_forget()
     assert [i["id"] for i in _recs(api_client)["items"]] == first
     assert _similar(api_client)["items"]
 

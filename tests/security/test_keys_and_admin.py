@@ -9,7 +9,7 @@ from django.test import Client, override_settings
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
-from users.authentication import INVALID_KEY, hash_key
+from users.authentication import INVALID_KEY, ApiKeyAuthentication, hash_key
 from users.models import ApiKey
 from users.services import api_key_create
 
@@ -71,6 +71,29 @@ def test_revoked_key_is_401_and_valid_key_is_200():
     response = client.get(ECHO)
     assert response.status_code == 401
     assert response.json()["detail"] == INVALID_KEY
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("prepared", [True, False])
+def test_the_authenticated_key_is_the_row_of_that_key(prepared, settings, rf):
+    # One key of each kind, so a key read with another key's kind would show.
+    settings.RECSITE = {**settings.RECSITE, "DB_PREPARED_STATEMENTS": prepared}
+    keys = {
+        kind: api_key_create(name=f"key {kind}", kind=kind) for kind in ApiKey.Kind
+    }
+    for kind, (api_key, raw_key) in keys.items():
+        request = rf.get("/", HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        principal, auth = ApiKeyAuthentication().authenticate(request)
+        assert (auth.pk, auth.kind, auth.prefix, auth.name) == (
+            api_key.pk,
+            kind,
+            api_key.prefix,
+            f"key {kind}",
+        )
+        assert principal.username == f"api-key:{api_key.prefix}"
+        # the columns it did not read load on access, as with .only()
+        assert auth.created_at == api_key.created_at
+        assert auth.is_active is True
 
 
 @pytest.mark.django_db
