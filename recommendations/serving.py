@@ -605,7 +605,8 @@ class _ItemRowCache:
         """Rows of `pks` with their visibility now; `states`: `db.item_states` of
         (at least) these pks when the caller already read them."""
         if states is None:
-            states = db.item_states(pks, now=now)
+            states, fresh = db.item_states(pks, now=now, rows_for=self.missing(pks))
+            self.put(fresh, states)
         cached = self.rows
         clock = time.monotonic()
         out: dict[int, db.ItemRow] = {}
@@ -624,14 +625,35 @@ class _ItemRowCache:
             out[pk] = row if row.visible == visible else replace(row, visible=visible)
         if missing:
             fresh = db.item_rows(missing, now=now)
-            if len(cached) + len(fresh) > ITEM_ROW_CACHE_MAX:
-                cached.clear()  # crude but bounded; refills with what is asked for
-            for pk, row in fresh.items():
-                updated, visible = states[pk]
-                if row.visible != visible:  # as of states (the two reads may differ)
-                    row = replace(row, visible=visible)
-                cached[pk] = (updated, clock, row)
-                out[pk] = row
+            out.update(self.put(fresh, states))
+        return out
+
+    def missing(self, pks) -> list[int]:
+        """Those of `pks` with no cached row or one past its TTL (a row whose item
+        changed since shows up only against the item's state)."""
+        cached = self.rows
+        clock = time.monotonic()
+        return [
+            pk
+            for pk in pks
+            if (entry := cached.get(pk)) is None or clock - entry[1] > ITEM_ROW_TTL_S
+        ]
+
+    def put(self, fresh: dict[int, db.ItemRow], states: dict) -> dict[int, db.ItemRow]:
+        """Cache rows just read, with the visibility of `states`."""
+        cached = self.rows
+        clock = time.monotonic()
+        if len(cached) + len(fresh) > ITEM_ROW_CACHE_MAX:
+            cached.clear()  # crude but bounded; refills with what is asked for
+        out = {}
+        for pk, row in fresh.items():
+            if pk not in states:
+                continue
+            updated, visible = states[pk]
+            if row.visible != visible:  # as of states (the two reads may differ)
+                row = replace(row, visible=visible)
+            cached[pk] = (updated, clock, row)
+            out[pk] = row
         return out
 
     def clear(self) -> None:
@@ -792,9 +814,26 @@ def _rank(
             for r in result.reasons
             if getattr(r, "item_pk", None) is not None
         }
-        # Visibility now of every candidate, pin and item a reason names: one query.
-        states = db.item_states(sorted(set(pks) | pins | reason_pks), now=now)
         asked = sorted(set(pks) | pins)
+        # Visibility now of every candidate, pin and item a reason names, and in the
+        # same query the rows (titles, labels) of those likely shown that this
+        # process has not cached: every candidate when labels decide, else the
+        # first page's worth and the items their reasons name.
+        if labels_needed:
+            expected = set(asked) | reason_pks
+        else:
+            expected = set(pks[:limit]) | pins
+            expected |= {
+                int(r.item_pk)
+                for r in result.reasons[:limit]
+                if getattr(r, "item_pk", None) is not None
+            }
+        states, fresh = db.item_states(
+            sorted(set(pks) | pins | reason_pks),
+            now=now,
+            rows_for=_item_row_cache.missing(sorted(expected)),
+        )
+        _item_row_cache.put(fresh, states)
         if labels_needed:
             rows = _item_rows(asked, now=now, states=states)
         else:

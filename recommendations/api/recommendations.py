@@ -19,6 +19,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from recommendations import serving
+from recsite.serializers import PrototypeFieldsSerializer
 
 MAX_OFFSET = 1000
 MAX_EXCLUDE = 500
@@ -72,7 +73,7 @@ class _ExcludeField(serializers.Field):
         return ",".join(value)
 
 
-class ListQuerySerializer(serializers.Serializer):
+class ListQuerySerializer(PrototypeFieldsSerializer):
     """Paging, filters and diversity shared by every recommendation endpoint."""
 
     n = serializers.IntegerField(

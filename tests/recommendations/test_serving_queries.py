@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from recommendations import serving
 from recsite.lookups import prepared_forget
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +47,24 @@ def test_a_repeated_request_reads_only_live_state(trained, api_client, steady):
     assert len(sql) == 3, sql
     assert any("recsite_user_history" in s for s in sql)
     assert any("recsite_item_states" in s for s in sql)
+
+
+def test_rows_not_cached_come_with_the_states_in_one_query(
+    trained, api_client, steady
+):
+    cached = _recs(api_client)
+    similar = _similar(api_client)
+    serving._item_row_cache.clear()  # a new worker, or items not seen before
+    for call, before in ((_recs, cached), (_similar, similar)):
+        with CaptureQueriesContext(connection) as queries:
+            body = call(api_client)
+        sql = [q["sql"] for q in queries.captured_queries]
+        # the key, the user's history (or the item) with the rules' signature, and
+        # the items' visibility with the titles and labels of the page
+        assert len(sql) == 3, sql
+        assert not any("recsite_item_rows" in s for s in sql)
+        assert body["items"] == before["items"]
+        assert all(item["title"] for item in body["items"])
 
 
 def test_similar_items_costs_the_same_round_trips(trained, api_client, steady):
