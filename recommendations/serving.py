@@ -833,12 +833,14 @@ def _rank(
             now=now,
             rows_for=_item_row_cache.missing(sorted(expected)),
         )
-        _item_row_cache.put(fresh, states)
+        fresh = _item_row_cache.put(fresh, states)
         if labels_needed:
             rows = _item_rows(asked, now=now, states=states)
         else:
+            # Visibility for all; whole rows where just read (titles of the rest
+            # are filled in for the page only, below).
             rows = {
-                pk: db.ItemRow(pk, "", "", state[1], (), ())
+                pk: fresh.get(pk) or db.ItemRow(pk, "", "", state[1], (), ())
                 for pk, state in states.items()
             }
         candidates = [
