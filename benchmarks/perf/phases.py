@@ -1219,6 +1219,7 @@ def phase_memory(ctx: Context) -> dict:
         .values_list("pk", flat=True)
         .first()
     )
+    served_pk = source_pk  # the version sections 4-5 served: active again at the end
     n_users = MEMORY_MODEL_USERS if ctx.scale.name != "tiny" else ctx.scale.users * 5
     artifact = _graft_users(ctx, source, n_users)
     version_id = _activate_artifacts(artifact)
@@ -1269,28 +1270,39 @@ def phase_memory(ctx: Context) -> dict:
     rows = []
     per_worker: dict[str, float] = {}
     switches: dict[str, list[str]] = {}
-    for mode, extra_env, activation in modes:
-        totals = {}
-        for workers in counts:
-            totals[workers], row, switch = _memory_of(
-                ctx,
-                workers,
-                paths,
-                model_dir,
-                ctx.django_env(**extra_env),
-                live=activation,
-            )
-            rows.append([mode, *row])
-            if switch is not None:
-                switches.setdefault(mode, []).append(f"{workers} worker(s): {switch}")
-            ctx.say(
-                f"memory ({mode}): {workers} worker(s): total PSS "
-                f"{totals[workers]:.0f} MB, USS per worker {row[3]:.0f} MB, "
-                f"artifact files mapped {row[7]}"
-                + (f"; switch: {switch}" if switch else "")
-            )
-        last = counts[-1]
-        per_worker[mode] = (totals[last] - totals[1]) / (last - 1)
+    try:
+        for mode, extra_env, activation in modes:
+            totals = {}
+            for workers in counts:
+                totals[workers], row, switch = _memory_of(
+                    ctx,
+                    workers,
+                    paths,
+                    model_dir,
+                    ctx.django_env(**extra_env),
+                    live=activation,
+                )
+                rows.append([mode, *row])
+                if switch is not None:
+                    switches.setdefault(mode, []).append(
+                        f"{workers} worker(s): {switch}"
+                    )
+                ctx.say(
+                    f"memory ({mode}): {workers} worker(s): total PSS "
+                    f"{totals[workers]:.0f} MB, USS per worker {row[3]:.0f} MB, "
+                    f"artifact files mapped {row[7]}"
+                    + (f"; switch: {switch}" if switch else "")
+                )
+            last = counts[-1]
+            per_worker[mode] = (totals[last] - totals[1]) / (last - 1)
+    finally:
+        # A kept database (--keep-db) re-measured with --reuse-db serves the trained
+        # model again, not the grafted copy with 1M users.
+        from recommendations.services.registry import model_version_activate
+
+        served = ModelVersion.objects.filter(pk=served_pk).first()
+        if served is not None and served.status != ModelVersion.Status.ACTIVE:
+            model_version_activate(version=served)
     worst = max(per_worker.values())
     return {
         "status": "ok",
@@ -1341,9 +1353,16 @@ def phase_memory(ctx: Context) -> dict:
             "has been replaced and answers with the new version. Time from the "
             "activation to that point: "
             + "; ".join(s for v in switches.values() for s in v)
-            + ".",
+            + f". Afterwards version {served_pk} (the one sections 4–5 served) is "
+            "active again.",
         ],
         "raw": per_worker,
+        "served_version": served_pk,
+        "active_after": ModelVersion.objects.filter(
+            status=ModelVersion.Status.ACTIVE
+        )
+        .values_list("pk", flat=True)
+        .first(),
     }
 
 

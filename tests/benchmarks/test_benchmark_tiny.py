@@ -68,4 +68,6 @@ def test_tiny_benchmark_writes_a_report_with_all_seven_sections(tmp_path):
     assert len(raw["runs"]) == 2
     assert abs(raw["bare_fit_s"] - min(r["bare_fit_s"] for r in raw["runs"])) < 0.01
     assert abs(raw["pipeline_s"] - min(r["pipeline_s"] for r in raw["runs"])) < 0.01
+    # the memory section leaves the served (trained) version active, not its copy
+    assert results["memory"]["active_after"] == results["memory"]["served_version"]
     assert not database_exists(db_name)  # the benchmark drops its own database
