@@ -15,7 +15,6 @@ averaged over the users. The engine asks the index for max(pool, 3k + excluded).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -34,15 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spare", type=int, default=5, help="k = n + spare (as serving)")
     args = p.parse_args(argv)
 
-    from benchmarks.perf.context import django_env
+    from benchmarks.perf.context import setup_django_for
 
-    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/x")
-    work = ROOT / ".local" / "bench" / args.db
-    (work / "static").mkdir(parents=True, exist_ok=True)
-    os.environ.update(django_env(base.rsplit("/", 1)[0] + "/" + args.db, args.db, work))
-    import django
-
-    django.setup()
+    setup_django_for(args.db)
     import numpy as np
     from django.db import connection
 

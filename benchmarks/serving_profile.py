@@ -31,19 +31,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def _setup(db: str) -> None:
-    """Django in this process with the benchmark server's settings (run.py's)."""
-    from benchmarks.perf.context import django_env
-
-    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/x")
-    work = ROOT / ".local" / "bench" / db
-    (work / "static").mkdir(parents=True, exist_ok=True)
-    os.environ.update(django_env(base.rsplit("/", 1)[0] + "/" + db, db, work))
-    import django
-
-    django.setup()
-
-
 def _backend_cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
@@ -139,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    _setup(args.db)
+    from benchmarks.perf.context import setup_django_for
+
+    setup_django_for(args.db)
 
     from django.test import Client
 

@@ -624,7 +624,7 @@ class _ItemRowCache:
             row = entry[2]
             out[pk] = row if row.visible == visible else replace(row, visible=visible)
         if missing:
-            fresh = db.item_rows(missing, now=now)
+            _, fresh = db.item_states(missing, now=now, rows_for=missing)
             out.update(self.put(fresh, states))
         return out
 
@@ -743,6 +743,13 @@ def _reason_text(reason, rows: dict[int, db.ItemRow]) -> tuple[str, str]:
     return template, kind
 
 
+def _named_item_pks(reasons) -> set[int]:
+    """Pks of the items these reasons name ("Because you liked ...")."""
+    return {
+        int(r.item_pk) for r in reasons if getattr(r, "item_pk", None) is not None
+    }
+
+
 def _candidate(row: db.ItemRow, score: float | None, reason=None) -> Candidate:
     return Candidate(
         pk=row.pk,
@@ -809,11 +816,7 @@ def _rank(
         result = source(k, exclude, allowed)
         strategy = result.strategy
         pks = [int(pk) for pk in np.asarray(result.item_pks).tolist()]
-        reason_pks = {
-            int(r.item_pk)
-            for r in result.reasons
-            if getattr(r, "item_pk", None) is not None
-        }
+        reason_pks = _named_item_pks(result.reasons)
         asked = sorted(set(pks) | pins)
         # Visibility now of every candidate, pin and item a reason names, and in the
         # same query the rows (titles, labels) of those likely shown that this
@@ -822,12 +825,7 @@ def _rank(
         if labels_needed:
             expected = set(asked) | reason_pks
         else:
-            expected = set(pks[:limit]) | pins
-            expected |= {
-                int(r.item_pk)
-                for r in result.reasons[:limit]
-                if getattr(r, "item_pk", None) is not None
-            }
+            expected = set(pks[:limit]) | pins | _named_item_pks(result.reasons[:limit])
         states, fresh = db.item_states(
             sorted(set(pks) | pins | reason_pks),
             now=now,
@@ -871,11 +869,7 @@ def _rank(
     page = final[options.offset : limit]
     # Titles and labels of the page and of the items its reasons name ("Because
     # you liked ..."), from the per-process cache or one query.
-    shown = {c.pk for c in page} | {
-        int(c.reason.item_pk)
-        for c in page
-        if getattr(c.reason, "item_pk", None) is not None
-    }
+    shown = {c.pk for c in page} | _named_item_pks(c.reason for c in page)
     missing = sorted(pk for pk in shown if not (pk in rows and rows[pk].external_id))
     if missing:  # all of them are among the pks `states` was read for
         rows = {**rows, **_item_rows(missing, now=now, states=states)}

@@ -147,3 +147,16 @@ def django_env(
     )
     env.update(extra)
     return env
+
+
+def setup_django_for(db_name: str) -> None:
+    """Django in this process against a kept benchmark database (`run.py --keep-db`),
+    with the benchmark server's settings: for the narrow profiling scripts."""
+    from benchmarks.perf import db
+
+    work = ROOT / ".local" / "bench" / db_name
+    (work / "static").mkdir(parents=True, exist_ok=True)
+    os.environ.update(django_env(db.bench_url(db_name), db_name, work))
+    import django
+
+    django.setup()
