@@ -236,7 +236,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj: ModelVersion):
-        if obj.status in ModelVersion.IN_FLIGHT:
+        if obj.in_flight:
             stage = obj.progress_stage or obj.status
             return progress_bar(
                 obj.progress_percent, f"{stage} · {obj.progress_percent:.0f}%"
@@ -292,7 +292,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 show_save_and_continue=False,
                 show_save_and_add_another=False,
                 show_delete=False,
-                in_flight=version.status in ModelVersion.IN_FLIGHT,
+                in_flight=version.in_flight,
                 serving=_serving_problem(version),
                 can_activate=version.status
                 in (ModelVersion.Status.READY, ModelVersion.Status.REJECTED)
@@ -381,7 +381,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "status": version.status,
                 "stage": version.progress_stage,
                 "percent": round(version.progress_percent or 0.0, 1),
-                "in_flight": version.status in ModelVersion.IN_FLIGHT,
+                "in_flight": version.in_flight,
                 "heartbeat_at": version.heartbeat_at.isoformat()
                 if version.heartbeat_at
                 else None,

@@ -97,6 +97,9 @@ class ModelVersion(TimeStampedModel):
         ADMIN = "admin"
 
     IN_FLIGHT = (Status.QUEUED, Status.TRAINING)
+    # progress_stage of a version that is trained (ready) and waits for the quality
+    # gate, which activates or rejects it a moment later.
+    STAGE_GATE = "quality gate"
 
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
@@ -117,6 +120,14 @@ class ModelVersion(TimeStampedModel):
     # Highest Interaction.id in the training snapshot (to skip unchanged retrains).
     data_watermark = models.BigIntegerField(null=True, blank=True)
     task_id = models.CharField(max_length=255, blank=True)
+
+    @property
+    def in_flight(self) -> bool:
+        """Queued, training, or trained and not yet through the quality gate: its
+        status is about to change, so pages showing it keep following it."""
+        return self.status in self.IN_FLIGHT or (
+            self.status == self.Status.READY and self.progress_stage == self.STAGE_GATE
+        )
 
     class Meta:
         ordering = ["-id"]

@@ -195,7 +195,8 @@ def model_version_train(
             timings=timings,
             artifact_path=artifact_path,
             data_watermark=snapshot.watermark,
-            progress_stage="done",
+            # until the gate below has activated or rejected it
+            progress_stage=ModelVersion.STAGE_GATE,
             progress_percent=100.0,
             heartbeat_at=finished,
             finished_at=finished,
@@ -230,7 +231,11 @@ def model_version_train(
         version = model_version_apply_quality_gate(version=version)
     except Exception:  # noqa: BLE001 - the trained version stays ready for staff
         logger.exception("quality gate for model version %s failed", version_id)
-        version.refresh_from_db()
+    finally:
+        ModelVersion.objects.filter(
+            pk=version_id, progress_stage=ModelVersion.STAGE_GATE
+        ).update(progress_stage="done")
+    version.refresh_from_db()
     return version
 
 

@@ -162,6 +162,23 @@ def test_progress_endpoint_reports_stage_and_percent(admin_client):
 
 
 @pytest.mark.django_db
+def test_progress_endpoint_follows_a_version_waiting_for_the_quality_gate(admin_client):
+    url = "admin:recommendations_modelversion_progress"
+    waiting = ModelVersionFactory(
+        status=ModelVersion.Status.READY, progress_stage=ModelVersion.STAGE_GATE
+    )
+    data = admin_client.get(reverse(url, args=[waiting.pk])).json()
+    assert data["status"] == "ready" and data["in_flight"] is True
+    page = admin_client.get(
+        reverse("admin:recommendations_modelversion_change", args=[waiting.pk])
+    )
+    assert 'id="rs-training-progress"' in page.content.decode()
+
+    done = ModelVersionFactory(status=ModelVersion.Status.READY, progress_stage="done")
+    assert admin_client.get(reverse(url, args=[done.pk])).json()["in_flight"] is False
+
+
+@pytest.mark.django_db
 def test_progress_endpoint_needs_a_staff_login(client):
     version = ModelVersionFactory()
     url = reverse("admin:recommendations_modelversion_progress", args=[version.pk])

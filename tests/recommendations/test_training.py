@@ -124,6 +124,38 @@ def test_training_end_to_end_publishes_an_active_version(loaded):
 
 
 @pytest.mark.django_db
+def test_a_trained_version_stays_in_flight_until_the_quality_gate_decides(
+    loaded, monkeypatch
+):
+    """Pages and `train --wait` follow a version while it is in flight; between the
+    end of training (ready) and the gate's decision a moment later it still is, or
+    a page loaded in that moment would show "ready" and stop following."""
+    from recommendations.services import training
+
+    seen = []
+    real_gate = training.model_version_apply_quality_gate
+
+    def gate(*, version):
+        seen.append((version.status, version.progress_stage, version.in_flight))
+        return real_gate(version=version)
+
+    monkeypatch.setattr(training, "model_version_apply_quality_gate", gate)
+    version = train_fast()
+    assert seen == [("ready", ModelVersion.STAGE_GATE, True)]
+    assert version.status == "active" and not version.in_flight
+    assert version.progress_stage == "done"
+
+    # A gate that fails leaves the version ready for staff, no longer in flight.
+    def broken_gate(*, version):
+        raise RuntimeError("gate down")
+
+    monkeypatch.setattr(training, "model_version_apply_quality_gate", broken_gate)
+    second = train_fast()
+    assert second.status == "ready" and not second.in_flight
+    assert second.progress_stage == "done"
+
+
+@pytest.mark.django_db
 def test_a_version_that_is_not_queued_is_left_alone(loaded):
     version = train_fast()
     again = model_version_train(version_id=version.pk)

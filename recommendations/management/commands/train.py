@@ -113,7 +113,7 @@ class Command(BaseCommand):
         return version
 
     def _wait_for(self, version: ModelVersion) -> ModelVersion:
-        while version.status in ModelVersion.IN_FLIGHT:
+        while version.in_flight:
             time.sleep(POLL_S)
             version.refresh_from_db()
             self.stdout.write(

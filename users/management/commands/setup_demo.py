@@ -98,7 +98,7 @@ class Command(BaseCommand):
         version, _ = model_version_request_training(
             trigger=ModelVersion.Trigger.COMMAND
         )
-        return version.status in ModelVersion.IN_FLIGHT
+        return version.in_flight
 
     def _ensure_staff_user(self, password_file: Path):
         password = _read_secret(password_file)
