@@ -106,6 +106,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The stock backend, with a health check that skips its `SELECT 1` while the
+    # connection's socket is quiet (recsite/db_backend/base.py).
+    DATABASES["default"]["ENGINE"] = "recsite.db_backend"
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"].setdefault(
     "connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5)
