@@ -84,13 +84,21 @@ class _ReusingClient(RedisCacheClient):
             self._clients[index] = client
         return client
 
-    def window_counts(self, current: str, previous: str, timeout: int) -> list[int]:
-        """INCR `current` (expiring after `timeout` s) and read `previous`: one trip."""
+    def window_counts(
+        self, current: str, previous: str, timeout: int, add: int, add_previous: int
+    ) -> list[int]:
+        """INCRBY `current` (expiring after `timeout` s) and read `previous`, after
+        adding `add_previous` to it: one trip."""
         pipe = self.get_client(write=True).pipeline(transaction=False)
-        pipe.incr(current)
+        pipe.incrby(current, add)
         pipe.expire(current, timeout)
-        pipe.get(previous)
-        count, _, before = pipe.execute()
+        if add_previous:
+            pipe.incrby(previous, add_previous)
+            pipe.expire(previous, timeout)
+            count, _, before, _ = pipe.execute()
+        else:
+            pipe.get(previous)
+            count, _, before = pipe.execute()
         return [int(count), int(before or 0)]
 
     def window_decr(self, key: str) -> None:
@@ -109,13 +117,23 @@ class CircuitBreakerRedisCache(RedisCache):
         super().__init__(server, {**params, "OPTIONS": options})
         self._class = _ReusingClient
 
-    def window_counts(self, current: str, previous: str, timeout: int) -> list[int]:
-        """[count of `current` after one increment, count of `previous`] (keys are
-        prefixed like every cache key); `current` expires after `timeout` seconds."""
+    def window_counts(
+        self,
+        current: str,
+        previous: str,
+        timeout: int,
+        add: int = 1,
+        add_previous: int = 0,
+    ) -> list[int]:
+        """[count of `current` after adding `add`, count of `previous` after adding
+        `add_previous`] (keys are prefixed like every cache key); the keys added to
+        expire after `timeout` seconds."""
         return self._cache.window_counts(
             self.make_and_validate_key(current),
             self.make_and_validate_key(previous),
             int(timeout),
+            int(add),
+            int(add_previous),
         )
 
     def window_uncount(self, key: str) -> None:

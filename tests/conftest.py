@@ -49,6 +49,17 @@ def _fresh_serving_state():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_throttle_tallies():
+    """The throttle counts far-from-the-limit requests per process before sending
+    them to Redis; tests start with none."""
+    from users.throttling import throttle_local_reset
+
+    throttle_local_reset()
+    yield
+    throttle_local_reset()
+
+
+@pytest.fixture(autouse=True)
 def _migration_rows(request):
     """Put back the interaction types the data migration creates.
 

@@ -85,3 +85,88 @@ def test_state_per_key_is_two_small_counters(limited):
     assert 1 <= len(keys) <= 2
     assert all(int(client.get(k)) <= 3 for k in keys)
     assert all(0 < client.ttl(k) <= 120 for k in keys)
+
+
+def _limit(settings, rate: str) -> None:
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            kind: rate for kind in ("write", "read_only", "public", "staff")
+        },
+    }
+
+
+class _RoundTrips:
+    """Counts the throttle's Redis round trips."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.calls = 0
+        backend = type(cache._connections[cache._alias])
+        real = backend.window_counts
+
+        def counted(this, *args, **kwargs):
+            self.calls += 1
+            return real(this, *args, **kwargs)
+
+        monkeypatch.setattr(backend, "window_counts", counted)
+
+
+def _redis_count() -> int:
+    client = cache._cache.get_client(write=True)
+    return sum(
+        int(client.get(k)) for k in client.keys(f"{cache.key_prefix}*throttle*")
+    )
+
+
+@pytest.mark.django_db
+def test_far_below_the_limit_requests_reach_redis_in_batches(
+    limited, settings, monkeypatch
+):
+    _limit(settings, "6000/min")  # batches of 60
+    assert throttling.batch_size(6000) == 60
+    clock = _Clock(60_000 * 60 + 1.0)
+    monkeypatch.setattr(throttling.time, "time", clock.time)
+    trips = _RoundTrips(monkeypatch)
+    assert [limited.get(ECHO).status_code for _ in range(150)] == [200] * 150
+    assert trips.calls == 3  # requests 1, 61 and 121
+    assert _redis_count() == 121  # the last 29 are still counted in this process
+    # At most SYNC_S later the next request sends them: nothing is lost.
+    clock.now += throttling.SYNC_S
+    assert limited.get(ECHO).status_code == 200
+    assert trips.calls == 4 and _redis_count() == 151
+
+
+@pytest.mark.django_db
+def test_near_the_limit_every_request_is_counted_and_refusal_is_exact(
+    limited, settings, monkeypatch
+):
+    _limit(settings, "1000/min")  # batches of 10 below 500
+    clock = _Clock(60_000 * 60 + 1.0)
+    monkeypatch.setattr(throttling.time, "time", clock.time)
+    trips = _RoundTrips(monkeypatch)
+    statuses = [limited.get(ECHO).status_code for _ in range(1003)]
+    assert statuses == [200] * 1000 + [429] * 3
+    assert _redis_count() == 1000
+    # Batched below half the limit (about 500 / 10 round trips), one each above.
+    assert 500 + 3 < trips.calls < 500 + 3 + 60
+
+
+@pytest.mark.django_db
+def test_processes_that_batch_still_share_one_budget(limited, settings, monkeypatch):
+    """Two processes (two tallies) alternating on one key: 1,000 allowed in all."""
+    _limit(settings, "1000/min")
+    clock = _Clock(60_000 * 60 + 1.0)
+    monkeypatch.setattr(throttling.time, "time", clock.time)
+    tallies = [{}, {}]
+    allowed = 0
+    for n in range(1100):
+        monkeypatch.setattr(throttling, "_tallies", tallies[n % 2])
+        allowed += limited.get(ECHO).status_code == 200
+    assert allowed == 1000
+    assert _redis_count() == 1000
+
+
+def test_small_limits_never_batch():
+    assert throttling.batch_size(4) == 1
+    assert throttling.batch_size(199) == 1
+    assert throttling.batch_size(1_000_000) == throttling.BATCH_MAX
