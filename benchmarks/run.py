@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.perf import db, phases, report  # noqa: E402
+from benchmarks.perf import db, floor, phases, report  # noqa: E402
 from benchmarks.perf.context import SCALES, SECTION_KEYS, Context, Scale  # noqa: E402
 from benchmarks.perf.machine import machine_info  # noqa: E402
 from benchmarks.perf.stats import timer  # noqa: E402
@@ -283,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                 ctx.results["serve"] = sec4
             if ctx.wants("similar"):
                 ctx.results["similar"] = sec5
+        if ctx.wants("floor"):  # after 4-5: it shows their rows next to its own
+            ctx.results["floor"] = floor.phase_floor(ctx)
         if ctx.wants("memory"):
             ctx.results["memory"] = phases.phase_memory(ctx)
     finally:

@@ -32,7 +32,16 @@ SCALES = {
         seconds=15.0,
     ),
 }
-SECTION_KEYS = ("ingest", "extract", "train", "serve", "similar", "memory", "large")
+SECTION_KEYS = (
+    "ingest",
+    "extract",
+    "train",
+    "serve",
+    "similar",
+    "floor",
+    "memory",
+    "large",
+)
 # Users of the model behind the memory target (1,000,000 users x 100,000 items).
 MEMORY_MODEL_USERS = 1_000_000
 MEMORY_MODEL_ITEMS = 100_000

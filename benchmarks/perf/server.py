@@ -24,7 +24,8 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """Start/stop gunicorn serving recsite; use as a context manager."""
+    """Start/stop gunicorn serving recsite (or another WSGI callable: `app`, for the
+    serving floor); use as a context manager."""
 
     def __init__(
         self,
@@ -34,8 +35,10 @@ class Gunicorn:
         port: int | None = None,
         log_path: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        app: str = "recsite.wsgi:application",
     ) -> None:
         self.env = env
+        self.app = app
         self.workers = workers
         self.port = port or free_port()
         self.log_path = log_path
@@ -48,12 +51,13 @@ class Gunicorn:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> Gunicorn:
-        """Start and wait until every worker answers /api/v1/health/."""
+        """Start and wait until every worker answers /api/v1/health/ (any `app` must
+        answer 200 there)."""
         cmd = [
             sys.executable,
             "-m",
             "gunicorn",
-            "recsite.wsgi:application",
+            self.app,
             "--workers",
             str(self.workers),
             "--worker-class",

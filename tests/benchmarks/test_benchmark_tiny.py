@@ -1,8 +1,8 @@
 """`benchmarks/run.py` end to end at a tiny scale, so the benchmark cannot rot.
 
 The full-scale run is not part of the suite (it takes minutes to an hour); this checks
-that every phase still runs against the real code paths and that the report has its
-seven sections with figures, not errors.
+that every phase still runs against the real code paths and that the report has all its
+sections (the seven targets and the serving floor) with figures, not errors.
 """
 
 import json
@@ -17,7 +17,7 @@ from benchmarks.perf.report import SECTIONS
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_tiny_benchmark_writes_a_report_with_all_seven_sections(tmp_path):
+def test_tiny_benchmark_writes_a_report_with_all_sections(tmp_path):
     report = tmp_path / "benchmarks.md"
     db_name = f"recsite_bench_test_{os.getpid()}"
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
@@ -70,4 +70,22 @@ def test_tiny_benchmark_writes_a_report_with_all_seven_sections(tmp_path):
     assert abs(raw["pipeline_s"] - min(r["pipeline_s"] for r in raw["runs"])) < 0.01
     # the memory section leaves the served (trained) version active, not its copy
     assert results["memory"]["active_after"] == results["memory"]["served_version"]
+    # the serving floor: every layer answered under load, with no refusals (the probe
+    # before the load checked the status and the body), at both connection counts
+    floor = results["floor"]
+    assert floor["status"] == "ok", floor
+    assert list(floor["raw"]) == [
+        "wsgi",
+        "django",
+        "drf",
+        "drf+auth",
+        "drf+auth+throttle",
+    ]
+    for layer, raw in floor["raw"].items():
+        measured = [*raw["runs"], raw["two_connections"]]
+        assert all(r["rps"] > 0 and r["bad"] == 0 for r in measured), (layer, raw)
+    assert "| 4. `drf+auth+throttle`: " in text
+    assert "… at 2 connections (one per worker, no queueing): `wsgi`" in text
+    if results["serve"]["status"] == "ok":  # shown next to the same run's endpoints
+        assert "| section 4, same run: GET /api/v1/users/{id}/recommendations/" in text
     assert not database_exists(db_name)  # the benchmark drops its own database

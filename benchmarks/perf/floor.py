@@ -1,0 +1,274 @@
+"""Section 5a, the serving floor: what the same gunicorn (2 sync workers) and the same
+load (wrk, the run's connections) give for endpoints that do nothing.
+
+Sections 4-5 hold the serving endpoints to p99 bounds at 16 connections. With 2 sync
+workers, 16 busy connections queue: by Little's law the mean latency is 16 /
+throughput whatever an endpoint does, so a bound on p99 is a floor on requests/s.
+This section measures a ladder of do-nothing endpoints, each adding one piece of the
+stack a real request goes through (bare WSGI, Django with the project's middleware,
+DRF, API-key authentication, the throttle), all answering the same ~1.5 KB body of a
+10-item answer: the requests/s each layer leaves, next to the same run's real
+endpoints, show which bounds no view code can reach on this machine and what each
+piece of the fixed cost takes. It only reads (the API key); the database is unchanged.
+"""
+
+from __future__ import annotations
+
+from .context import Context
+from .floor_wsgi import BODY
+from .load import LoadResult, get_load
+from .phases import (
+    SIMILAR_MAX_P99_MS,
+    _probe,
+    _queueing_note,
+    _unqueued_rows,
+    guarded,
+)
+from .server import Gunicorn
+from .stats import median
+
+FLOOR_SETTINGS = "benchmarks.perf.floor_settings"
+BARE_APP = "benchmarks.perf.floor_wsgi:application"
+# (key, path, what the layer adds), bottom up; paths from floor_urls.py (the bare
+# WSGI callable answers any path).
+LAYERS: tuple[tuple[str, str, str], ...] = (
+    ("wsgi", "/bench-floor/wsgi/", "bare WSGI callable in gunicorn, no Django"),
+    ("django", "/bench-floor/django/", "Django view through the project's MIDDLEWARE"),
+    (
+        "drf",
+        "/bench-floor/drf/",
+        "DRF APIView and JSON renderer, no authentication, permission or throttle",
+    ),
+    (
+        "drf+auth",
+        "/bench-floor/drf-auth/",
+        "DRF + the project's API-key authentication and permission",
+    ),
+    (
+        "drf+auth+throttle",
+        "/bench-floor/drf-auth-throttle/",
+        (
+            "DRF + authentication, permission and the project's throttle (Redis "
+            "round trips in batches: the run's limits are far above its load)"
+        ),
+    ),
+)
+BARE_LAYERS = ("wsgi",)
+DJANGO_LAYERS = tuple(key for key, _, _ in LAYERS if key not in BARE_LAYERS)
+# The same run's 16-connection rows of sections 4-5 shown next to the floor: (section,
+# label prefix of the row in that section's table).
+SERVING_ROWS = (
+    ("serve", "GET /api/v1/users/{id}/recommendations/"),
+    ("serve", "GET /api/v1/users/{id}/ (baseline)"),
+    ("similar", "GET /api/v1/items/{id}/similar/"),
+)
+USER_ROW = SERVING_ROWS[1]  # the authenticated baseline of the queueing notes
+COLUMNS = [
+    "endpoint",
+    "requests/s",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "errors",
+    "vs bare WSGI",
+]
+
+
+def _path(layer: str) -> str:
+    return next(p for key, p, _ in LAYERS if key == layer)
+
+
+def _label(layer: str) -> str:
+    index, what = next((i, w) for i, (key, _, w) in enumerate(LAYERS) if key == layer)
+    return f"{index}. `{layer}`: {what}"
+
+
+def _measure(
+    ctx: Context, server: Gunicorn, layers: tuple[str, ...], rounds: int
+) -> tuple[dict[str, list[LoadResult]], dict[str, LoadResult]]:
+    """Check each layer's answer, warm it up, then `rounds` interleaved runs at the
+    run's connections and one at 2 connections (one per worker: no queueing)."""
+    seconds = ctx.scale.seconds
+    warmup = 200 if ctx.scale.name == "tiny" else 2_000
+    for layer in layers:
+        code, body = _probe(server.base_url, _path(layer), ctx.read_key)
+        if code != 200 or body != BODY:
+            # every layer must send the same bytes, or the comparison is not fair
+            raise RuntimeError(
+                f"floor layer {layer} answered {code} with {len(body)} bytes, "
+                f"expected 200 with the {len(BODY)}-byte body: {body[:200]!r}"
+            )
+        get_load(
+            base_url=server.base_url,
+            paths=[_path(layer)],
+            token=ctx.read_key,
+            connections=4,
+            seconds=min(2.0, seconds),
+            max_requests=warmup,
+        )
+    runs: dict[str, list[LoadResult]] = {layer: [] for layer in layers}
+    for rnd in range(rounds):
+        for layer in layers:
+            r = get_load(
+                base_url=server.base_url,
+                paths=[_path(layer)],
+                token=ctx.read_key,
+                connections=ctx.connections,
+                seconds=seconds,
+                max_requests=int(seconds * 20_000),
+            )
+            runs[layer].append(r)
+            ctx.say(
+                f"floor: round {rnd + 1} {layer}: {r.rps:,.0f} req/s, p50 "
+                f"{r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.bad} non-2xx "
+                f"{r.bad_statuses[:60]}"
+            )
+    unqueued: dict[str, LoadResult] = {}
+    for layer in layers:
+        unqueued[layer] = r = get_load(
+            base_url=server.base_url,
+            paths=[_path(layer)],
+            token=ctx.read_key,
+            connections=2,
+            seconds=min(seconds, 10.0),
+            max_requests=int(seconds * 20_000),
+        )
+        ctx.say(
+            f"floor: {layer} at 2 connections: {r.rps:,.0f} req/s, p50 "
+            f"{r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.bad} non-2xx"
+        )
+    return runs, unqueued
+
+
+def _serving_rows(ctx: Context, wsgi_rps: float | None) -> tuple[list[list], float]:
+    """The same run's 16-connection rows of sections 4-5 (when they ran), compared
+    with the bare WSGI layer; and GET user's requests/s (0.0 when not measured)."""
+    rows, user_rps = [], 0.0
+    for key, prefix in SERVING_ROWS:
+        section = ctx.results.get(key) or {}
+        if section.get("status") != "ok":
+            continue
+        row = next(
+            (r for r in section.get("rows", []) if str(r[0]).startswith(prefix)), None
+        )
+        if row is None:
+            continue
+        rps = row[1]
+        if (key, prefix) == USER_ROW:
+            user_rps = rps or 0.0
+        number = "4" if key == "serve" else "5"
+        rows.append(
+            [
+                f"section {number}, same run: {row[0]}",
+                *row[1:6],
+                f"{rps / wsgi_rps:.2f}×" if rps and wsgi_rps else "—",
+            ]
+        )
+    return rows, user_rps
+
+
+@guarded("floor")
+def phase_floor(ctx: Context) -> dict:
+    """The floor's five layers on the benchmark's gunicorn, at the run's connections
+    and at 2 connections, next to the same run's serving rows."""
+    seconds = ctx.scale.seconds
+    rounds = 1 if ctx.scale.name == "tiny" else 2
+    runs: dict[str, list[LoadResult]] = {}
+    unqueued: dict[str, LoadResult] = {}
+    # gunicorn.conf.py's when_ready imports the Django project into the master: not
+    # for the bare callable (Django is not set up there, and it is what layer 0
+    # leaves out).
+    bare_env = ctx.django_env(GUNICORN_EAGER_IMPORTS="0")
+    ctx.say("floor: layer 0 (bare WSGI) on its own gunicorn")
+    with Gunicorn(
+        env=bare_env, workers=2, log_path=ctx.log_path, app=BARE_APP
+    ) as server:
+        r16, r2 = _measure(ctx, server, BARE_LAYERS, rounds)
+        runs.update(r16)
+        unqueued.update(r2)
+    ctx.say("floor: layers 1-4 (Django, DRF) on the benchmark's gunicorn")
+    django_env = ctx.django_env(DJANGO_SETTINGS_MODULE=FLOOR_SETTINGS)
+    with Gunicorn(env=django_env, workers=2, log_path=ctx.log_path) as server:
+        r16, r2 = _measure(ctx, server, DJANGO_LAYERS, rounds)
+        runs.update(r16)
+        unqueued.update(r2)
+
+    agg = {
+        layer: {
+            "rps": median([r.rps for r in rs]),
+            "p50": median([r.p50_ms for r in rs]),
+            "p99": median([r.p99_ms for r in rs]),
+            "p999": median([r.p999_ms for r in rs]),
+            "errors": sum(r.bad + r.socket_errors for r in rs),
+        }
+        for layer, rs in runs.items()
+    }
+    wsgi_rps = agg["wsgi"]["rps"]
+    order = [key for key, _, _ in LAYERS]
+    rows = [
+        [
+            _label(layer),
+            agg[layer]["rps"],
+            agg[layer]["p50"],
+            agg[layer]["p99"],
+            agg[layer]["p999"],
+            agg[layer]["errors"],
+            f"{agg[layer]['rps'] / wsgi_rps:.2f}×" if wsgi_rps else "—",
+        ]
+        for layer in order
+    ]
+    serving, user_rps = _serving_rows(ctx, wsgi_rps)
+    rows += serving
+    rows += _unqueued_rows(unqueued, tuple((key, f"`{key}`") for key in order))
+    tool = runs["wsgi"][0].tool
+    notes = [
+        f"{ctx.connections} connections unless marked, {rounds} round(s) of "
+        f"{seconds:g} s per layer (medians shown), load by {tool}; the same "
+        "gunicorn as sections 4-5 (2 sync workers, gunicorn.conf.py), the bare "
+        "WSGI layer on a gunicorn of its own (without gunicorn.conf.py's Django "
+        "preloading). Every layer answers the same "
+        f"{len(BODY):,}-byte JSON body (a 10-item recommendations answer; checked "
+        "before the load). Errors: non-2xx answers plus socket errors, as in "
+        "sections 4-5.",
+        "The layers are benchmarks/perf/floor_urls.py and floor_wsgi.py; each adds "
+        "one piece to the one above it, so two adjacent rows show what that piece "
+        "costs under this load.",
+    ]
+    if not serving:
+        notes.append(
+            "Sections 4-5 did not run in this run, so their rows are not shown "
+            "(`--only serve,similar,floor` measures them together)."
+        )
+    notes.append(
+        "Little's law per layer, against section 5's p99 bound of "
+        f"{SIMILAR_MAX_P99_MS:g} ms (section 4's bound scales the same way):"
+    )
+    for key in order:
+        notes.append(
+            f"`{key}`: "
+            + _queueing_note(
+                ctx, SIMILAR_MAX_P99_MS, "GET user", user_rps or None, agg[key]["rps"]
+            )
+        )
+    headline = (
+        f"at {ctx.connections} connections: "
+        + " → ".join(f"{key} {agg[key]['rps']:,.0f}" for key in order)
+        + " req/s"
+    )
+    return {
+        "status": "ok",
+        "target": "",
+        "met": None,
+        "headline": headline,
+        "columns": COLUMNS,
+        "rows": rows,
+        "notes": notes,
+        "raw": {
+            key: {
+                "path": path,
+                "runs": [r.as_dict() for r in runs[key]],
+                "two_connections": unqueued[key].as_dict(),
+            }
+            for key, path, _ in LAYERS
+        },
+    }
