@@ -188,6 +188,20 @@ def child_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_summary(results: dict) -> dict:
+    """What the report says of one merged run: its command, when, and the machine's
+    state then (merged runs may come from different sessions' machines)."""
+    meta = results["meta"]
+    machine = meta.get("machine", {})
+    return {
+        "command": meta["command"],
+        "started": meta.get("started"),
+        "sections": [key for key in SECTION_KEYS if key in results and key != "large"],
+        "loadavg_at_start": machine.get("loadavg_at_start"),
+        "kernel": machine.get("kernel"),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
@@ -197,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         results = merge_results(args.merge or [ctx.results_json])
         if args.merge:
             results["meta"]["merged_from"] = [
-                json.loads(Path(p).read_text())["meta"]["command"] for p in args.merge
+                _run_summary(json.loads(Path(p).read_text())) for p in args.merge
             ]
         ctx.results = results  # a large run summarises its own figures
         results["large"] = phases.section_large(ctx, args.results_dir)

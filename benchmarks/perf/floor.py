@@ -20,7 +20,7 @@ from .load import LoadResult, get_load
 from .phases import (
     SIMILAR_MAX_P99_MS,
     _probe,
-    _queueing_note,
+    SERVE_MAX_P99_MS,
     _unqueued_rows,
     guarded,
 )
@@ -62,7 +62,7 @@ SERVING_ROWS = (
     ("serve", "GET /api/v1/users/{id}/ (baseline)"),
     ("similar", "GET /api/v1/items/{id}/similar/"),
 )
-USER_ROW = SERVING_ROWS[1]  # the authenticated baseline of the queueing notes
+USER_ROW = SERVING_ROWS[1]  # the authenticated baseline
 COLUMNS = [
     "endpoint",
     "requests/s",
@@ -168,6 +168,41 @@ def _serving_rows(ctx: Context, wsgi_rps: float | None) -> tuple[list[list], flo
 
 
 @guarded("floor")
+def _floor_note(
+    ctx: Context, agg: dict[str, dict], order: list[str], user_rps: float | None
+) -> str:
+    """Little's law for each layer, and what the fullest do-nothing layer says about
+    the p99 bounds of sections 4-5."""
+    c = ctx.connections
+    means = ", ".join(
+        f"`{key}` {1000.0 * c / agg[key]['rps']:.0f} ms"
+        for key in order
+        if agg[key]["rps"]
+    )
+    top = agg[order[-1]]
+    bounds = []
+    for section, bound in (("4", SERVE_MAX_P99_MS), ("5", SIMILAR_MAX_P99_MS)):
+        needed = c / (bound / 1000.0)
+        verdict = "above" if top["p99"] > bound else "within"
+        bounds.append(
+            f"section {section}'s {bound:g} ms needs more than {needed:,.0f} req/s "
+            f"before any spread, and the do-nothing `{order[-1]}` endpoint's own p99 "
+            f"({top['p99']:.1f} ms) is {verdict} it"
+        )
+    baseline = (
+        f" The authenticated GET user baseline reached {user_rps:,.0f} req/s."
+        if user_rps
+        else ""
+    )
+    return (
+        f"At {c} connections every request waits for the ones ahead of it (2 sync "
+        f"workers), so the mean latency is {c} / throughput (Little's law) whatever "
+        f"an endpoint does: {means}. For a p99 bound, "
+        + "; ".join(bounds)
+        + f".{baseline} The 2-connection rows show each request's own time."
+    )
+
+
 def phase_floor(ctx: Context) -> dict:
     """The floor's five layers on the benchmark's gunicorn, at the run's connections
     and at 2 connections, next to the same run's serving rows."""
@@ -239,17 +274,7 @@ def phase_floor(ctx: Context) -> dict:
             "Sections 4-5 did not run in this run, so their rows are not shown "
             "(`--only serve,similar,floor` measures them together)."
         )
-    notes.append(
-        "Little's law per layer, against section 5's p99 bound of "
-        f"{SIMILAR_MAX_P99_MS:g} ms (section 4's bound scales the same way):"
-    )
-    for key in order:
-        notes.append(
-            f"`{key}`: "
-            + _queueing_note(
-                ctx, SIMILAR_MAX_P99_MS, "GET user", user_rps or None, agg[key]["rps"]
-            )
-        )
+    notes.append(_floor_note(ctx, agg, order, user_rps))
     headline = (
         f"at {ctx.connections} connections: "
         + " → ".join(f"{key} {agg[key]['rps']:,.0f}" for key in order)

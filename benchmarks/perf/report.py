@@ -51,6 +51,20 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(out)
 
 
+def _merged_lines(meta: dict) -> list[str]:
+    """One line per merged run: which sections it measured, when, at what load."""
+    lines = []
+    for run in meta.get("merged_from") or []:
+        if not isinstance(run, dict):  # reports merged before runs were summarised
+            continue
+        lines.append(
+            f"  - measured {', '.join(run['sections']) or '—'}: `{run['command']}`, "
+            f"started {run.get('started') or '?'}, kernel {run.get('kernel') or '?'}, "
+            f"load average at start {run.get('loadavg_at_start') or '?'}"
+        )
+    return lines
+
+
 def render(results: dict) -> str:
     """The whole markdown document."""
     meta = results["meta"]
@@ -69,10 +83,12 @@ def render(results: dict) -> str:
         f"- Command: `{meta['command']}`"
         + (
             f" — this report combines {len(meta['merged_from'])} runs of the same "
-            "scale; each section names the run that measured it"
+            "scale, in this order (a section of a later run replaces the earlier "
+            "one's); each section names the run that measured it"
             if meta.get("merged_from")
             else ""
         ),
+        *_merged_lines(meta),
         f"- Date (UTC): {meta['started']} → {meta['finished']} "
         f"({fmt(meta.get('wall_s'))} s wall)",
         f"- Scale: {fmt(scale['users'])} users, {fmt(scale['items'])} items, "
