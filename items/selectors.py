@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
-from django.db.models import Model, Prefetch, Q, QuerySet
+from django.db.models import Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from items.models import Category, Item, Tag
@@ -15,9 +16,19 @@ from users.selectors import attribute_filter_q
 
 
 def _with_labels(items: QuerySet[Item]) -> QuerySet[Item]:
-    return items.prefetch_related(
-        Prefetch("categories", queryset=Category.objects.only("id", "name")),
-        Prefetch("tags", queryset=Tag.objects.only("id", "name")),
+    """The items with `category_names` and `tag_names` (alphabetical lists), read
+    by array subqueries in the items' own query. Two prefetches cost GET item two
+    more round trips and ORM compilations: 4 queries and 8.2 ms of web CPU against
+    4.3 ms for GET user (docs/benchmarks.md, section 5, in-process costs)."""
+    return items.annotate(
+        category_names=_names(Category),
+        tag_names=_names(Tag),
+    )
+
+
+def _names(label: type[Category] | type[Tag]) -> ArraySubquery:
+    return ArraySubquery(
+        label.objects.filter(items=OuterRef("pk")).order_by("name").values("name")
     )
 
 

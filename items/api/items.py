@@ -20,6 +20,7 @@ from items.services import (
 from recsite.serializers import (
     BulkUpsertResultSerializer,
     ExternalIdViewSetMixin,
+    PrototypeFieldsSerializer,
     attribute_filter_field,
     attributes_field,
     batch_400,
@@ -37,14 +38,20 @@ ID_PARAMETER = OpenApiParameter(
 )
 
 
-class ItemSerializer(serializers.ModelSerializer):
-    """An item as returned; categories and tags are names (alphabetical)."""
+class ItemSerializer(PrototypeFieldsSerializer, serializers.ModelSerializer):
+    """An item as returned; categories and tags are names (alphabetical).
+
+    Items come from `items.selectors` with their label names read in the same
+    query; the fields are built from the model once per class, not per response.
+    """
 
     id = serializers.CharField(source="external_id", read_only=True)
-    categories = serializers.SlugRelatedField(
-        many=True, read_only=True, slug_field="name"
+    categories = serializers.ListField(
+        child=serializers.CharField(), source="category_names", read_only=True
     )
-    tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    tags = serializers.ListField(
+        child=serializers.CharField(), source="tag_names", read_only=True
+    )
     attributes = attributes_field(read_only=True)
 
     class Meta:

@@ -390,3 +390,19 @@ def test_auth(anon_client, read_only_client, public_client):
         )
         assert client.delete(detail("i")).status_code == code
     assert list(Item.objects.values_list("external_id", "is_hidden")) == [("i", False)]
+
+
+@pytest.mark.django_db
+def test_an_item_and_its_label_names_are_read_in_one_query(api_client):
+    ItemFactory(external_id="q", categories=["b", "a"], tags=["z", "y"])
+    with CaptureQueriesContext(connection) as ctx:
+        body = api_client.get(detail("q")).json()
+    assert body["categories"] == ["a", "b"] and body["tags"] == ["y", "z"]
+    catalog_reads = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if "items_" in q["sql"] and "api_key" not in q["sql"]
+    ]
+    assert len(catalog_reads) == 1, catalog_reads
+    assert "items_item_categories" in catalog_reads[0]
+    assert "items_item_tags" in catalog_reads[0]
