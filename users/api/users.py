@@ -11,6 +11,7 @@ from recommendations.selectors.interactions import interaction_list_for_user
 from recsite.serializers import (
     BulkUpsertResultSerializer,
     ExternalIdViewSetMixin,
+    PrototypeFieldsSerializer,
     attribute_filter_field,
     attributes_field,
     batch_400,
@@ -37,8 +38,8 @@ ID_PARAMETER = OpenApiParameter(
 )
 
 
-class UserSerializer(serializers.ModelSerializer):
-    """An end-user as returned."""
+class UserSerializer(PrototypeFieldsSerializer, serializers.ModelSerializer):
+    """An end-user as returned (fields built from the model once per class)."""
 
     id = serializers.CharField(source="external_id", read_only=True)
     attributes = attributes_field(read_only=True)
