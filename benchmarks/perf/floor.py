@@ -18,9 +18,9 @@ from .context import Context
 from .floor_wsgi import BODY
 from .load import LoadResult, get_load
 from .phases import (
+    SERVE_MAX_P99_MS,
     SIMILAR_MAX_P99_MS,
     _probe,
-    SERVE_MAX_P99_MS,
     _unqueued_rows,
     guarded,
 )

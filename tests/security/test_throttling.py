@@ -113,9 +113,7 @@ class _RoundTrips:
 
 def _redis_count() -> int:
     client = cache._cache.get_client(write=True)
-    return sum(
-        int(client.get(k)) for k in client.keys(f"{cache.key_prefix}*throttle*")
-    )
+    return sum(int(client.get(k)) for k in client.keys(f"{cache.key_prefix}*throttle*"))
 
 
 @pytest.mark.django_db
