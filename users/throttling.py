@@ -16,12 +16,14 @@ third of the requests/s such an endpoint reaches). While a key's last known esti
 plus what this process counted since, stays under `LOCAL_SHARE` of its limit, the
 process counts requests itself and adds them to Redis in one INCRBY every
 `batch_size(limit)` requests (1% of the limit, at most `BATCH_MAX`) or `SYNC_S`
-seconds, whichever comes first. From `LOCAL_SHARE` of the limit on, every request
-goes to Redis as before, so refusals stay exact: for the batches of several processes
-to carry a key from `LOCAL_SHARE` past its limit unseen they would have to number
-more than (1 - LOCAL_SHARE) / 1% = 50 processes. Limits under 200 per window have a
-batch of 1 and never batch. A worker that exits loses at most its last unsent batch
-(the count is then low by that much, never high).
+seconds, whichever comes first. A process that sees a key at `LOCAL_SHARE` of its
+limit or more sends every request to Redis, as before. The approximation: a process
+whose last look was below `LOCAL_SHARE` may let at most one batch through before it
+looks again, however fast the other processes' requests came meanwhile, so with N
+processes serving a key it can end a window at most (N - 1) batches, (N - 1)% of
+its limit, above it. With one process, or a limit under 200 per window (a batch of
+1: never batched), refusals are exact. A worker that exits loses at most its last
+unsent batch (the count is then low by that much, never high).
 """
 
 from __future__ import annotations

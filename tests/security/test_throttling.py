@@ -168,3 +168,30 @@ def test_small_limits_never_batch():
     assert throttling.batch_size(4) == 1
     assert throttling.batch_size(199) == 1
     assert throttling.batch_size(1_000_000) == throttling.BATCH_MAX
+
+
+@pytest.mark.django_db
+def test_a_process_with_a_stale_view_overshoots_by_one_batch_at_most(
+    limited, settings, monkeypatch
+):
+    """Process A last looked at the key below half its limit; process B then took it
+    to the limit. A lets through at most what is left of its batch, then looks."""
+    _limit(settings, "1000/min")
+    batch = throttling.batch_size(1000)
+    clock = _Clock(60_000 * 60 + 1.0)
+    monkeypatch.setattr(throttling.time, "time", clock.time)
+    a, b = {}, {}
+
+    def run(tallies: dict, n: int) -> list[int]:
+        monkeypatch.setattr(throttling, "_tallies", tallies)
+        return [limited.get(ECHO).status_code for _ in range(n)]
+
+    allowed = run(a, 445).count(200)
+    statuses = run(b, 600)
+    allowed += statuses.count(200)
+    assert statuses[-1] == 429
+    late = run(a, 2 * batch)
+    allowed += late.count(200)
+    assert late[-1] == 429
+    assert 1000 <= allowed <= 1000 + batch - 1
+    assert _redis_count() == allowed
