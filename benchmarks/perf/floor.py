@@ -16,16 +16,17 @@ from __future__ import annotations
 
 from .context import Context
 from .floor_wsgi import BODY
-from .load import LoadResult, get_load
+from .load import LoadResult
 from .phases import (
     SERVE_MAX_P99_MS,
     SIMILAR_MAX_P99_MS,
     _probe,
     _unqueued_rows,
+    aggregate_runs,
     guarded,
+    load_rounds,
 )
 from .server import Gunicorn
-from .stats import median
 
 FLOOR_SETTINGS = "benchmarks.perf.floor_settings"
 BARE_APP = "benchmarks.perf.floor_wsgi:application"
@@ -88,8 +89,6 @@ def _measure(
 ) -> tuple[dict[str, list[LoadResult]], dict[str, LoadResult]]:
     """Check each layer's answer, warm it up, then `rounds` interleaved runs at the
     run's connections and one at 2 connections (one per worker: no queueing)."""
-    seconds = ctx.scale.seconds
-    warmup = 200 if ctx.scale.name == "tiny" else 2_000
     for layer in layers:
         code, body = _probe(server.base_url, _path(layer), ctx.read_key)
         if code != 200 or body != BODY:
@@ -98,46 +97,14 @@ def _measure(
                 f"floor layer {layer} answered {code} with {len(body)} bytes, "
                 f"expected 200 with the {len(BODY)}-byte body: {body[:200]!r}"
             )
-        get_load(
-            base_url=server.base_url,
-            paths=[_path(layer)],
-            token=ctx.read_key,
-            connections=4,
-            seconds=min(2.0, seconds),
-            max_requests=warmup,
-        )
-    runs: dict[str, list[LoadResult]] = {layer: [] for layer in layers}
-    for rnd in range(rounds):
-        for layer in layers:
-            r = get_load(
-                base_url=server.base_url,
-                paths=[_path(layer)],
-                token=ctx.read_key,
-                connections=ctx.connections,
-                seconds=seconds,
-                max_requests=int(seconds * 20_000),
-            )
-            runs[layer].append(r)
-            ctx.say(
-                f"floor: round {rnd + 1} {layer}: {r.rps:,.0f} req/s, p50 "
-                f"{r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.bad} non-2xx "
-                f"{r.bad_statuses[:60]}"
-            )
-    unqueued: dict[str, LoadResult] = {}
-    for layer in layers:
-        unqueued[layer] = r = get_load(
-            base_url=server.base_url,
-            paths=[_path(layer)],
-            token=ctx.read_key,
-            connections=2,
-            seconds=min(seconds, 10.0),
-            max_requests=int(seconds * 20_000),
-        )
-        ctx.say(
-            f"floor: {layer} at 2 connections: {r.rps:,.0f} req/s, p50 "
-            f"{r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.bad} non-2xx"
-        )
-    return runs, unqueued
+    return load_rounds(
+        ctx,
+        server,
+        {layer: [_path(layer)] for layer in layers},
+        label="floor",
+        rounds=rounds,
+        warmup_requests=200 if ctx.scale.name == "tiny" else 2_000,
+    )
 
 
 def _serving_rows(ctx: Context, wsgi_rps: float | None) -> tuple[list[list], float]:
@@ -228,16 +195,7 @@ def phase_floor(ctx: Context) -> dict:
         runs.update(r16)
         unqueued.update(r2)
 
-    agg = {
-        layer: {
-            "rps": median([r.rps for r in rs]),
-            "p50": median([r.p50_ms for r in rs]),
-            "p99": median([r.p99_ms for r in rs]),
-            "p999": median([r.p999_ms for r in rs]),
-            "errors": sum(r.bad + r.socket_errors for r in rs),
-        }
-        for layer, rs in runs.items()
-    }
+    agg = {layer: aggregate_runs(rs) for layer, rs in runs.items()}
     wsgi_rps = agg["wsgi"]["rps"]
     order = [key for key, _, _ in LAYERS]
     rows = [
@@ -247,7 +205,7 @@ def phase_floor(ctx: Context) -> dict:
             agg[layer]["p50"],
             agg[layer]["p99"],
             agg[layer]["p999"],
-            agg[layer]["errors"],
+            agg[layer]["bad"],
             f"{agg[layer]['rps'] / wsgi_rps:.2f}×" if wsgi_rps else "—",
         ]
         for layer in order

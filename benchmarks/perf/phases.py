@@ -838,6 +838,68 @@ def _cost_per_request(ctx: Context, paths: dict, have: dict) -> dict[str, dict]:
     return measure_requests(client, wanted, requests=n, warmup=n)
 
 
+def load_rounds(
+    ctx: Context,
+    server: Gunicorn,
+    paths: dict[str, list[str]],
+    *,
+    label: str,
+    rounds: int,
+    warm: dict[str, list[str]] | None = None,
+    warmup_requests: int = 2_000,
+) -> tuple[dict[str, list[load.LoadResult]], dict[str, load.LoadResult]]:
+    """Warm up each of `warm` (default: `paths`), then `rounds` interleaved runs of
+    each of `paths` at the run's connections, then one run each at 2 connections (one
+    per worker: latency without queueing, the service time)."""
+    seconds = ctx.scale.seconds
+
+    def run(kind_paths: list[str], connections: int, secs: float, most: int):
+        return load.get_load(
+            base_url=server.base_url,
+            paths=kind_paths,
+            token=ctx.read_key,
+            connections=connections,
+            seconds=secs,
+            max_requests=most,
+        )
+
+    for kind_paths in (warm if warm is not None else paths).values():
+        run(kind_paths, 4, min(2.0, seconds), warmup_requests)
+    runs: dict[str, list[load.LoadResult]] = {kind: [] for kind in paths}
+    for rnd in range(rounds):
+        for kind, kind_paths in paths.items():
+            r = run(kind_paths, ctx.connections, seconds, int(seconds * 20_000))
+            runs[kind].append(r)
+            ctx.say(
+                f"{label}: round {rnd + 1} {kind}: {r.rps:,.0f} req/s, p50 "
+                f"{r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.bad} non-2xx "
+                f"{r.bad_statuses[:60]}"
+            )
+    unqueued: dict[str, load.LoadResult] = {}
+    for kind, kind_paths in paths.items():
+        unqueued[kind] = r = run(
+            kind_paths, 2, min(seconds, 10.0), int(seconds * 20_000)
+        )
+        ctx.say(
+            f"{label}: {kind} at 2 connections: {r.rps:,.0f} req/s, p50 "
+            f"{r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.bad} non-2xx"
+        )
+    return runs, unqueued
+
+
+def aggregate_runs(rs: list[load.LoadResult]) -> dict:
+    """Medians of the rounds of one endpoint; errors (non-2xx and socket) summed."""
+    return {
+        "rps": stats.median([r.rps for r in rs]),
+        "p50": stats.median([r.p50_ms for r in rs]),
+        "p99": stats.median([r.p99_ms for r in rs]),
+        "p999": stats.median([r.p999_ms for r in rs]),
+        "bad": sum(r.bad + r.socket_errors for r in rs),
+        "requests": sum(r.requests for r in rs),
+        "tool": rs[0].tool if rs else "",
+    }
+
+
 @guarded("serve")
 def phase_serve(ctx: Context) -> tuple[dict, dict]:
     """Sections 4 and 5 on one gunicorn: recommendations vs GET user, similar items."""
@@ -868,53 +930,20 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
                 f"{probe_path} answered {code} after waiting for a model"
             )
         ctx.say("serve: warm-up")
-        for kind in ("recs", "similar", "user", "item"):
-            if have[kind]:
-                load.get_load(
-                    base_url=server.base_url,
-                    paths=paths[kind],
-                    token=ctx.read_key,
-                    connections=4,
-                    seconds=min(2.0, seconds),
-                    max_requests=2_000,
-                )
-        runs: dict[str, list] = {k: [] for k in paths}
         order = [k for k in ("user", "recs", "item", "similar") if have[k]]
         if sec4 is not None:
             order = [k for k in order if k not in ("user", "recs")]
         if sec5 is not None:
             order = [k for k in order if k not in ("item", "similar")]
-        for rnd in range(rounds):
-            for kind in order:
-                r = load.get_load(
-                    base_url=server.base_url,
-                    paths=paths[kind],
-                    token=ctx.read_key,
-                    connections=ctx.connections,
-                    seconds=seconds,
-                    max_requests=int(seconds * 20_000),
-                )
-                runs[kind].append(r)
-                ctx.say(
-                    f"serve: round {rnd + 1} {kind}: {r.rps:,.0f} req/s, p50 "
-                    f"{r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.bad} non-2xx "
-                    f"{r.bad_statuses[:60]}"
-                )
-        # One connection per worker: latency without queueing (the service time).
-        unqueued: dict[str, object] = {}
-        for kind in order:
-            unqueued[kind] = r = load.get_load(
-                base_url=server.base_url,
-                paths=paths[kind],
-                token=ctx.read_key,
-                connections=2,
-                seconds=min(seconds, 10.0),
-                max_requests=int(seconds * 20_000),
-            )
-            ctx.say(
-                f"serve: {kind} at 2 connections: {r.rps:,.0f} req/s, p50 "
-                f"{r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms"
-            )
+        runs, unqueued = load_rounds(
+            ctx,
+            server,
+            {k: paths[k] for k in order},
+            label="serve",
+            rounds=rounds,
+            warm={k: paths[k] for k in ("recs", "similar", "user", "item") if have[k]},
+            warmup_requests=2_000,
+        )
 
     try:
         costs = _cost_per_request(ctx, paths, have)
@@ -938,16 +967,7 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
     )
 
     def agg(kind: str) -> dict:
-        rs = runs[kind]
-        return {
-            "rps": stats.median([r.rps for r in rs]),
-            "p50": stats.median([r.p50_ms for r in rs]),
-            "p99": stats.median([r.p99_ms for r in rs]),
-            "p999": stats.median([r.p999_ms for r in rs]),
-            "bad": sum(r.bad + r.socket_errors for r in rs),
-            "requests": sum(r.requests for r in rs),
-            "tool": rs[0].tool if rs else "",
-        }
+        return aggregate_runs(runs[kind])
 
     cols = [
         "endpoint",
@@ -1008,7 +1028,7 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
         )
     if sec5 is None:
         s = agg("similar")
-        it = agg("item") if runs["item"] else None
+        it = agg("item") if runs.get("item") else None
         ok = s["p99"] <= SIMILAR_MAX_P99_MS and s["bad"] == 0
         rows = [
             [

@@ -507,8 +507,6 @@ def import_job_run(
 
 def import_job_create(*, kind: str, file: File, format: str | None = None) -> ImportJob:
     """Store an uploaded file and queue its import (the task is sent on commit)."""
-    from recommendations.tasks import import_file_task
-
     if kind not in ImportJob.Kind.values:
         raise ValueError(f"unknown import kind {kind!r}")
     name = os.path.basename(getattr(file, "name", "") or "upload")
