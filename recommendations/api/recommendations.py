@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -114,15 +115,19 @@ class ListQuerySerializer(PrototypeFieldsSerializer):
 
     def options(self) -> dict:
         """Keyword arguments for the serving functions."""
-        data = self.validated_data
-        return {
-            "n": data["n"],
-            "offset": data["offset"],
-            "category": data.get("category"),
-            "tag": data.get("tag"),
-            "exclude": data.get("exclude") or [],
-            "max_per_category": data.get("max_per_category"),
-        }
+        return list_options(self.validated_data)
+
+
+def list_options(data: dict) -> dict:
+    """The serving functions' keyword arguments from a valid list query."""
+    return {
+        "n": data["n"],
+        "offset": data["offset"],
+        "category": data.get("category"),
+        "tag": data.get("tag"),
+        "exclude": data.get("exclude") or [],
+        "max_per_category": data.get("max_per_category"),
+    }
 
 
 class UserRecommendationQuerySerializer(ListQuerySerializer):
@@ -237,10 +242,40 @@ def _payload(
     return body
 
 
-def _query(serializer_class, request):
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return serializer
+@dataclass(frozen=True)
+class _ParsedQuery:
+    """A valid query string's validated data (what the views read of a serializer)."""
+
+    validated_data: dict
+
+    def options(self) -> dict:
+        return list_options(self.validated_data)
+
+
+# Valid query strings already parsed, per serializer class and request limit: the
+# recommendation endpoints are called again and again with the same few query
+# strings (`?n=10`), and validating one costs more than a tenth of the request.
+# Only valid strings are kept (errors are raised each time, as before); bounded.
+_parsed: dict[tuple, _ParsedQuery] = {}
+PARSED_QUERIES_MAX = 1024
+
+
+def _query(serializer_class, request) -> _ParsedQuery:
+    key = (serializer_class, request.META.get("QUERY_STRING", ""), _max_n())
+    parsed = _parsed.get(key)
+    if parsed is None:
+        serializer = serializer_class(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
+        parsed = _ParsedQuery(validated_data=serializer.validated_data)
+        if len(_parsed) >= PARSED_QUERIES_MAX:
+            _parsed.clear()  # many distinct strings (exclude lists): start again
+        _parsed[key] = parsed
+    # A copy per request: the serving functions get lists they may keep or change.
+    data = {
+        name: list(value) if isinstance(value, list) else value
+        for name, value in parsed.validated_data.items()
+    }
+    return _ParsedQuery(validated_data=data)
 
 
 _BAD_INPUT = OpenApiResponse(

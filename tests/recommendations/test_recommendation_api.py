@@ -335,3 +335,50 @@ def test_fresh_interactions_drive_a_known_users_list_without_retraining(
     assert not {i.external_id for i in fresh} & {i["id"] for i in after}
     kept = [i["id"] for i in before if i["id"] not in {f.external_id for f in fresh}]
     assert [i["id"] for i in after][: len(kept)] != kept
+
+
+# ------------------------------------------------------------------ parsed queries
+
+
+def test_a_query_string_parsed_before_gives_the_same_list(trained, public_client):
+    url = _user_url("user-000001")
+    first = public_client.get(url, {"n": 5, "exclude": "item-000001"}).json()
+    again = public_client.get(url, {"n": 5, "exclude": "item-000001"}).json()
+    assert [i["id"] for i in first["items"]] == [i["id"] for i in again["items"]]
+    assert len(again["items"]) == 5
+    assert "item-000001" not in _ids_of(again)
+    assert first["recommendation_id"] != again["recommendation_id"]
+
+
+def _ids_of(body) -> list[str]:
+    return [item["id"] for item in body["items"]]
+
+
+def test_a_bad_query_string_is_refused_every_time(api_client):
+    for _ in range(3):
+        response = api_client.get(_user_url("user-1"), {"n": 0})
+        assert response.status_code == 400
+        assert "n" in response.json()
+
+
+def test_a_parsed_query_follows_a_changed_limit(api_client, settings):
+    assert api_client.get(_user_url("user-1"), {"n": 20}).status_code == 200
+    settings.RECSITE = {**settings.RECSITE, "MAX_RECOMMENDATIONS": 15}
+    response = api_client.get(_user_url("user-1"), {"n": 20})
+    assert response.status_code == 400 and "n" in response.json()
+
+
+def test_each_request_gets_its_own_copy_of_a_parsed_query(rf):
+    from rest_framework.request import Request
+
+    from recommendations.api.recommendations import SimilarQuerySerializer, _query
+
+    def parse():
+        return _query(SimilarQuerySerializer, Request(rf.get("/", {"exclude": "a,b"})))
+
+    first = parse()
+    first.validated_data["exclude"].append("c")
+    first.validated_data["n"] = 99
+    second = parse()
+    assert second.validated_data["exclude"] == ["a", "b"]
+    assert second.options()["n"] == 10 and second.options()["exclude"] == ["a", "b"]
