@@ -510,86 +510,13 @@ def phase_train(ctx: Context) -> dict:
         json.dumps(train_params(ctx, search=False)),
     )
     ctx.results["_train_child"] = res
-    pipeline = res["pipeline_s"]
+    out = train_section(res, reps, params=train_params(ctx, search=False))
+    out["target"] = target
     bare = res["bare_fit_s"]
-    r = pipeline / bare if bare else None
-    best = f"best of {reps}, " if reps > 1 else ""
     ctx.say(
-        f"train: pipeline {pipeline:.1f}s vs bare fit {bare:.1f}s = {r:.2f}× "
-        f"({best}status {res['status']}, peak RSS {res['peak_rss_mb']:.0f} MB)"
+        f"train: {out['headline']} (status {res['status']}, peak RSS "
+        f"{res['peak_rss_mb']:.0f} MB)"
     )
-    rows = [
-        [
-            f"pipeline: model_version_train_now(search off), {best}end to end",
-            round(pipeline, 2),
-            f"{r:.2f}×" if r else "—",
-        ],
-        [
-            f"bare LightFM fit ({res['epochs']} epochs), {best}same matrix",
-            round(bare, 2),
-            "1.00×",
-        ],
-    ]
-    if reps > 1:
-        for n, run in enumerate(res.get("runs") or [], start=1):
-            fit = run.get("pipeline_fit_s")
-            rows.append(
-                [
-                    f"  run {n}: pipeline (its LightFM fit {fit:.1f} s) / bare fit"
-                    if fit
-                    else f"  run {n}: pipeline / bare fit",
-                    f"{run['pipeline_s']:.1f} / {run['bare_fit_s']:.1f}",
-                    f"{run['pipeline_s'] / run['bare_fit_s']:.2f}×",
-                ]
-            )
-    timings = res.get("timings", {})
-    for key, value in timings.items():
-        if isinstance(value, (int, float)):
-            rows.append(
-                [
-                    f"  pipeline stage: {key}",
-                    round(float(value), 2),
-                    f"{value / bare:.2f}×" if bare else "—",
-                ]
-            )
-    for key, value in (timings.get("engine") or {}).items():
-        rows.append(
-            [
-                f"  engine stage: {key}",
-                round(float(value), 2),
-                f"{value / bare:.2f}×" if bare else "—",
-            ]
-        )
-    out = {
-        "status": "ok",
-        "target": target,
-        "met": bool(
-            r is not None and r <= TRAIN_MAX_RATIO and res["status"] == "active"
-        ),
-        "headline": f"{pipeline:.1f} s = {r:.2f}× bare fit ({bare:.1f} s)"
-        + (f", best of {reps} each" if reps > 1 else ""),
-        "columns": ["what", "seconds", "vs bare fit"],
-        "rows": rows,
-        "notes": [
-            f"Version ended `{res['status']}`; peak RSS of the training process "
-            f"{res['peak_rss_mb']:,.0f} MB; metrics: "
-            + ", ".join(
-                f"{k} {v:.3f}"
-                for k, v in sorted(res.get("metrics", {}).items())
-                if isinstance(v, (int, float))
-                and k in ("precision_at_10", "ndcg_at_10", "recall_at_10", "coverage")
-            ),
-            f"Parameters: {json.dumps(train_params(ctx, search=False))}.",
-            f"The pipeline and the bare fit ran {reps}× each, alternately, in one "
-            "process; the ratio compares the best run of each. A 2-thread WARP fit "
-            "of the same matrix varies by up to half between runs (Hogwild updates "
-            "on a shared host: 94–149 s here), which one run of each cannot tell "
-            "apart from the code's own cost. Stage rows are the best pipeline run's."
-            if reps > 1
-            else "One run of each: the fit's run-to-run spread applies.",
-        ],
-        "raw": res,
-    }
     if res.get("profile"):
         out["profile"] = res["profile"]
     if ctx.with_search:
@@ -636,6 +563,144 @@ def phase_train(ctx: Context) -> dict:
                     f"{ctx.scale.dim} dimensions), activated again after the search."
                 )
     return out
+
+
+def train_estimate(runs: list[dict]) -> dict | None:
+    """The pipeline's cost over a bare fit, robust to the fit's own spread.
+
+    Every LightFM fit of a run, the bare ones and the one inside each pipeline run
+    (its validation model, then a pass over the held-out pairs: the same epochs over
+    the same pairs), is a sample of the same computation, and a 2-thread WARP fit's
+    work varies by a third and more between runs (Hogwild updates change how many
+    negatives WARP samples: CPU time varies with the wall time). So the estimate is
+    (median fit + median time of the pipeline outside its fit) / median fit: the
+    pipeline end to end against a bare fit, without comparing one lucky fit to
+    another. None when the pipeline's own fit was not recorded.
+    """
+    fits = [r["bare_fit_s"] for r in runs if r.get("bare_fit_s")]
+    inner = [r for r in runs if r.get("pipeline_fit_s")]
+    if not fits or not inner:
+        return None
+    fits += [r["pipeline_fit_s"] for r in inner]
+    outside = [r["pipeline_s"] - r["pipeline_fit_s"] for r in inner]
+    fit, rest = float(np.median(fits)), float(np.median(outside))
+    return {
+        "fit_s": fit,
+        "outside_s": rest,
+        "ratio": (fit + rest) / fit,
+        "fits": sorted(fits),
+        "outside": sorted(outside),
+    }
+
+
+def train_section(res: dict, reps: int, *, params: dict) -> dict:
+    """Section 3 from the training child's figures (`child_train`)."""
+    pipeline = res["pipeline_s"]
+    bare = res["bare_fit_s"]
+    best_ratio = pipeline / bare if bare else None
+    estimate = train_estimate(res.get("runs") or [])
+    r = estimate["ratio"] if estimate else best_ratio
+    best = f"best of {reps}, " if reps > 1 else ""
+    rows = []
+    if estimate:
+        fits, outside = estimate["fits"], estimate["outside"]
+        rows += [
+            [
+                "**pipeline end to end = median fit + median time outside the fit**",
+                round(estimate["fit_s"] + estimate["outside_s"], 2),
+                f"**{r:.2f}×**",
+            ],
+            [
+                f"  LightFM fits of this run, {len(fits)} (bare and inside the "
+                f"pipeline): median (range {fits[0]:.1f}–{fits[-1]:.1f} s)",
+                round(estimate["fit_s"], 2),
+                "1.00×",
+            ],
+            [
+                f"  pipeline outside its fit (extraction, features, evaluation, "
+                f"artifacts, activation), {len(outside)} runs: median (range "
+                f"{outside[0]:.1f}–{outside[-1]:.1f} s)",
+                round(estimate["outside_s"], 2),
+                f"{estimate['outside_s'] / estimate['fit_s']:.2f}×",
+            ],
+        ]
+    rows += [
+        [
+            f"pipeline: model_version_train_now(search off), {best}end to end",
+            round(pipeline, 2),
+            f"{best_ratio:.2f}× best bare fit" if best_ratio else "—",
+        ],
+        [
+            f"bare LightFM fit ({res['epochs']} epochs), {best}same matrix",
+            round(bare, 2),
+            "1.00×",
+        ],
+    ]
+    for n, run in enumerate(res.get("runs") or [], start=1):
+        fit = run.get("pipeline_fit_s")
+        if not run.get("bare_fit_s"):
+            continue
+        rows.append(
+            [
+                f"  run {n}: pipeline (its LightFM fit {fit:.1f} s) / bare fit"
+                if fit
+                else f"  run {n}: pipeline / bare fit",
+                f"{run['pipeline_s']:.1f} / {run['bare_fit_s']:.1f}",
+                f"{run['pipeline_s'] / run['bare_fit_s']:.2f}×",
+            ]
+        )
+    timings = res.get("timings", {})
+    stages = [(f"pipeline stage: {k}", v) for k, v in timings.items()]
+    stages += [(f"engine stage: {k}", v) for k, v in (timings.get("engine") or {}).items()]
+    for name, value in stages:
+        if isinstance(value, (int, float)):
+            rows.append(
+                [f"  {name}", round(float(value), 2), f"{value / bare:.2f}×" if bare else "—"]
+            )
+    if estimate:
+        headline = (
+            f"{r:.2f}× a bare fit: median fit {estimate['fit_s']:.1f} s + "
+            f"{estimate['outside_s']:.1f} s outside it (best pipeline / best bare "
+            f"fit: {pipeline:.1f} / {bare:.1f} s = {best_ratio:.2f}×)"
+        )
+        method = (
+            f"The pipeline and the bare fit ran {reps}× each, alternately, in one "
+            "process. A 2-thread WARP fit of the same matrix does a different amount "
+            "of work each run (Hogwild updates change how many negatives WARP "
+            "samples; its CPU time varies as much as its wall time), by a third and "
+            "more: comparing the best pipeline run with the best bare fit compares two "
+            "draws of that spread (0.69× to 1.73× on one machine and one code). The "
+            "verdict therefore uses every fit of the run, the bare ones and the one "
+            "inside each pipeline run (the same epochs over the same pairs: a "
+            "validation model, then the held-out pairs), and the pipeline's time "
+            "outside its fit, which does not depend on the fit's luck. Stage rows are "
+            "the best pipeline run's."
+        )
+    else:
+        headline = f"{pipeline:.1f} s = {r:.2f}× bare fit ({bare:.1f} s)" + (
+            f", best of {reps} each" if reps > 1 else ""
+        )
+        method = "One run of each: the fit's run-to-run spread applies."
+    return {
+        "status": "ok",
+        "met": bool(r is not None and r <= TRAIN_MAX_RATIO and res["status"] == "active"),
+        "headline": headline,
+        "columns": ["what", "seconds", "vs bare fit"],
+        "rows": rows,
+        "notes": [
+            f"Version ended `{res['status']}`; peak RSS of the training process "
+            f"{res['peak_rss_mb']:,.0f} MB; metrics: "
+            + ", ".join(
+                f"{k} {v:.3f}"
+                for k, v in sorted(res.get("metrics", {}).items())
+                if isinstance(v, (int, float))
+                and k in ("precision_at_10", "ndcg_at_10", "recall_at_10", "coverage")
+            ),
+            f"Parameters: {json.dumps(params)}.",
+            method,
+        ],
+        "raw": res,
+    }
 
 
 def child_train(params: dict, bare: bool, profile: bool, repeats: int = 1) -> dict:
