@@ -651,11 +651,17 @@ def train_section(res: dict, reps: int, *, params: dict) -> dict:
         )
     timings = res.get("timings", {})
     stages = [(f"pipeline stage: {k}", v) for k, v in timings.items()]
-    stages += [(f"engine stage: {k}", v) for k, v in (timings.get("engine") or {}).items()]
+    stages += [
+        (f"engine stage: {k}", v) for k, v in (timings.get("engine") or {}).items()
+    ]
     for name, value in stages:
         if isinstance(value, (int, float)):
             rows.append(
-                [f"  {name}", round(float(value), 2), f"{value / bare:.2f}×" if bare else "—"]
+                [
+                    f"  {name}",
+                    round(float(value), 2),
+                    f"{value / bare:.2f}×" if bare else "—",
+                ]
             )
     if estimate:
         headline = (
@@ -683,7 +689,9 @@ def train_section(res: dict, reps: int, *, params: dict) -> dict:
         method = "One run of each: the fit's run-to-run spread applies."
     return {
         "status": "ok",
-        "met": bool(r is not None and r <= TRAIN_MAX_RATIO and res["status"] == "active"),
+        "met": bool(
+            r is not None and r <= TRAIN_MAX_RATIO and res["status"] == "active"
+        ),
         "headline": headline,
         "columns": ["what", "seconds", "vs bare fit"],
         "rows": rows,
