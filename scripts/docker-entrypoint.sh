@@ -1,6 +1,8 @@
 #!/bin/sh
 # Container entry point: wait for PostgreSQL, migrate (web only), run one role.
 #
+#   release   migrate and create the default schedules, then exit (run once per
+#             deployment before the other roles; compose's `release` service)
 #   web       gunicorn on 0.0.0.0:$PORT with $WEB_CONCURRENCY sync workers
 #   worker    Celery worker for queue "default" ($CELERY_CONCURRENCY processes)
 #   training  Celery worker for queue "training" (one training at a time)
@@ -8,7 +10,8 @@
 #   manage    `python manage.py ...` (e.g. `manage createsuperuser`)
 #   anything else is executed as given.
 #
-# MIGRATE_ON_START=0 stops the web role from migrating (e.g. when a release job does).
+# MIGRATE_ON_START=0 stops the web role from migrating (when the release role does, as in
+# docker-compose.yml, where several web replicas start at once).
 set -eu
 
 role="${1:-web}"
@@ -40,12 +43,20 @@ while True:
 PY
 }
 
+release_steps() {
+    python manage.py migrate --noinput
+    python manage.py setup_periodic_tasks
+}
+
 case "$role" in
+    release)
+        wait_for_database
+        release_steps
+        ;;
     web)
         wait_for_database
         if [ "${MIGRATE_ON_START:-1}" != "0" ]; then
-            python manage.py migrate --noinput
-            python manage.py setup_periodic_tasks
+            release_steps
         fi
         # One BLAS thread per web worker: scoring throughput halves otherwise.
         export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
