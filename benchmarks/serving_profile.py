@@ -115,6 +115,41 @@ def measure_requests(
     return out
 
 
+# Functions outside the project that a serving request waits in: the database driver
+# (a round trip to PostgreSQL) and the ANN index.
+_WAITS = ("psycopg2", "hnswlib")
+
+
+def profile_table(profiler, requests: int, *, top: int = 16) -> str:
+    """The project's own functions, and the calls into PostgreSQL and hnswlib, by
+    cumulative time per request: where one request's time goes, as plain text.
+
+    Times are cProfile's (inflated by the profiler, roughly evenly); the calls
+    column is calls per request.
+    """
+    stats = pstats.Stats(profiler)
+    root = f"{ROOT}/"
+    rows = []
+    for (path, line, func), (_cc, ncalls, own, cumulative, _) in stats.stats.items():
+        if path.startswith(root) and not path.startswith(
+            (f"{root}.venv/", f"{root}benchmarks/")
+        ):
+            name = f"{path[len(root):]}:{line} {func}"
+        elif path == "~" and any(w in func for w in _WAITS):
+            name = func.strip("<>")
+        else:
+            continue
+        rows.append((cumulative, ncalls, own, name))
+    rows.sort(reverse=True)
+    lines = [f"{'ms/request':>10} {'own ms':>7} {'calls':>6}  function"]
+    for cumulative, ncalls, own, name in rows[:top]:
+        lines.append(
+            f"{1000 * cumulative / requests:10.3f} {1000 * own / requests:7.3f} "
+            f"{ncalls / requests:6.1f}  {name}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--db", default="recsite_bench")

@@ -896,19 +896,43 @@ def _wait_for_model(
     return code
 
 
-def _cost_per_request(ctx: Context, paths: dict, have: dict) -> dict[str, dict]:
+def _cost_per_request(
+    ctx: Context, paths: dict, have: dict
+) -> tuple[dict[str, dict], dict[str, str]]:
     """Web CPU ms, PostgreSQL CPU ms and SQL queries per request of each kind, in
-    this process (Django's test client: the same middleware and views, no HTTP)."""
+    this process (Django's test client: the same middleware and views, no HTTP);
+    and a profile of the recommendation and similar-item requests (where their
+    time goes, for sections 4 and 5)."""
+    import cProfile
+
     from django.test import Client
 
-    from benchmarks.serving_profile import measure_requests
+    from benchmarks.serving_profile import measure_requests, profile_table
 
     client = Client(
         HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {ctx.read_key}"
     )
     n = 50 if ctx.scale.name == "tiny" else 500
     wanted = {k: v for k, v in paths.items() if have.get(k)}
-    return measure_requests(client, wanted, requests=n, warmup=n)
+    costs = measure_requests(client, wanted, requests=n, warmup=n)
+    profiles = {}
+    for kind in ("recs", "similar"):
+        if kind in wanted:
+            profiler = cProfile.Profile()
+            measure_requests(
+                client,
+                {kind: wanted[kind]},
+                requests=n,
+                warmup=0,
+                profile=(kind, profiler),
+            )
+            profiles[kind] = (
+                f"cProfile of {n} requests in-process (the same paths, warm), "
+                "cumulative ms per request of the project's functions and of the "
+                "calls into PostgreSQL (psycopg2) and hnswlib:\n"
+                + profile_table(profiler, n)
+            )
+    return costs, profiles
 
 
 def load_rounds(
@@ -1019,10 +1043,10 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
         )
 
     try:
-        costs = _cost_per_request(ctx, paths, have)
+        costs, profiles = _cost_per_request(ctx, paths, have)
     except Exception as exc:  # noqa: BLE001 - informational
         ctx.say(f"serve: could not measure the cost per request: {exc}")
-        costs = {}
+        costs, profiles = {}, {}
     qnote = (
         "Cost of one request, in-process after warm-up (web CPU ms + PostgreSQL "
         "CPU ms, SQL queries): "
@@ -1035,8 +1059,8 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
             or "not measured"
         )
         + ". On 2 cores shared by gunicorn, PostgreSQL and the load generator, "
-        "requests/s follow the sum (`benchmarks/serving_profile.py --profile recs` "
-        "shows where it goes)."
+        "requests/s follow the sum; the profile below shows where one request's "
+        "time goes (`benchmarks/serving_profile.py --profile recs` for the full one)."
     )
 
     def agg(kind: str) -> dict:
@@ -1153,6 +1177,9 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
             ],
             "raw": {k: [x.as_dict() for x in runs[k]] for k in ("item", "similar")},
         }
+    for section, kind in ((sec4, "recs"), (sec5, "similar")):
+        if section.get("status") == "ok" and profiles.get(kind):
+            section["profile"] = profiles[kind]
     return sec4, sec5
 
 

@@ -68,6 +68,12 @@ def test_tiny_benchmark_writes_a_report_with_all_sections(tmp_path):
     assert len(raw["runs"]) == 2
     assert abs(raw["bare_fit_s"] - min(r["bare_fit_s"] for r in raw["runs"])) < 0.01
     assert abs(raw["pipeline_s"] - min(r["pipeline_s"] for r in raw["runs"])) < 0.01
+    # sections 4 and 5 carry a profile of their endpoint's requests
+    for key, view in (("serve", "recommend_for_user"), ("similar", "similar_items")):
+        profile = results[key].get("profile", "")
+        assert "recommendations/serving.py" in profile and view in profile, key
+        assert "psycopg2" in profile, key
+    assert "Profile (top of the hot path):" in text
     # the memory section leaves the served (trained) version active, not its copy
     assert results["memory"]["active_after"] == results["memory"]["served_version"]
     # the serving floor: every layer answered under load, with no refusals (the probe
