@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -350,6 +351,7 @@ def _reinit_locks_after_fork() -> None:
     holder.check_lock = threading.Lock()
     holder.deferred = None
     _cache.lock = threading.Lock()
+    _item_row_cache.lock = threading.Lock()
 
 
 def model_health() -> dict:
@@ -594,10 +596,16 @@ class _ItemRowCache:
     ITEM_ROW_TTL_S (renaming a category does not touch its items). Whether an item
     may be shown (hidden, availability window) is never cached: `db.item_states`
     reads it on every request with the updated_at, by primary key.
+
+    Bounded at ITEM_ROW_CACHE_MAX rows: when full, the half read longest ago goes
+    (a row read again moves to the end), so the rows in use, which are read again
+    every ITEM_ROW_TTL_S, stay; emptying the whole cache made every request after
+    it read its rows again at once.
     """
 
     def __init__(self) -> None:
         self.rows: dict[int, tuple[datetime, float, db.ItemRow]] = {}
+        self.lock = threading.Lock()  # writers only (gthread workers); reads: dict gets
 
     def get(
         self, pks: list[int], *, now: datetime, states: dict | None = None
@@ -641,19 +649,25 @@ class _ItemRowCache:
 
     def put(self, fresh: dict[int, db.ItemRow], states: dict) -> dict[int, db.ItemRow]:
         """Cache rows just read, with the visibility of `states`."""
-        cached = self.rows
         clock = time.monotonic()
-        if len(cached) + len(fresh) > ITEM_ROW_CACHE_MAX:
-            cached.clear()  # crude but bounded; refills with what is asked for
         out = {}
         for pk, row in fresh.items():
             if pk not in states:
                 continue
-            updated, visible = states[pk]
+            visible = states[pk][1]
             if row.visible != visible:  # as of states (the two reads may differ)
                 row = replace(row, visible=visible)
-            cached[pk] = (updated, clock, row)
             out[pk] = row
+        with self.lock:
+            cached = self.rows
+            excess = len(cached) + len(out) - ITEM_ROW_CACHE_MAX
+            if excess > 0:
+                # Dicts keep insertion order: the first keys were read longest ago.
+                for pk in list(islice(cached, excess + ITEM_ROW_CACHE_MAX // 2)):
+                    del cached[pk]
+            for pk, row in out.items():
+                cached.pop(pk, None)  # to the end: read just now
+                cached[pk] = (states[pk][0], clock, row)
         return out
 
     def clear(self) -> None:
