@@ -18,6 +18,7 @@ from .context import Context
 from .floor_wsgi import BODY
 from .load import LoadResult
 from .phases import (
+    LOAD_COLUMNS,
     SERVE_MAX_P99_MS,
     SIMILAR_MAX_P99_MS,
     _probe,
@@ -25,6 +26,7 @@ from .phases import (
     aggregate_runs,
     guarded,
     load_rounds,
+    load_row,
 )
 from .server import Gunicorn
 
@@ -64,15 +66,7 @@ SERVING_ROWS = (
     ("similar", "GET /api/v1/items/{id}/similar/"),
 )
 USER_ROW = SERVING_ROWS[1]  # the authenticated baseline
-COLUMNS = [
-    "endpoint",
-    "requests/s",
-    "p50 ms",
-    "p99 ms",
-    "p99.9 ms",
-    "errors",
-    "vs bare WSGI",
-]
+COLUMNS = [*LOAD_COLUMNS, "vs bare WSGI"]
 
 
 def _path(layer: str) -> str:
@@ -199,15 +193,11 @@ def phase_floor(ctx: Context) -> dict:
     wsgi_rps = agg["wsgi"]["rps"]
     order = [key for key, _, _ in LAYERS]
     rows = [
-        [
+        load_row(
             _label(layer),
-            agg[layer]["rps"],
-            agg[layer]["p50"],
-            agg[layer]["p99"],
-            agg[layer]["p999"],
-            agg[layer]["bad"],
+            agg[layer],
             f"{agg[layer]['rps'] / wsgi_rps:.2f}×" if wsgi_rps else "—",
-        ]
+        )
         for layer in order
     ]
     serving, user_rps = _serving_rows(ctx, wsgi_rps)

@@ -915,6 +915,8 @@ def _cost_per_request(
     n = 50 if ctx.scale.name == "tiny" else 500
     wanted = {k: v for k, v in paths.items() if have.get(k)}
     costs = measure_requests(client, wanted, requests=n, warmup=n)
+    # A second pass under the profiler: profiling inflates CPU time, so the figures
+    # above come from requests it did not watch.
     profiles = {}
     for kind in ("recs", "similar"):
         if kind in wanted:
@@ -982,6 +984,15 @@ def load_rounds(
             f"{r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.bad} non-2xx"
         )
     return runs, unqueued
+
+
+# Columns of every load table (sections 4, 5 and 5a), before each one's comparison.
+LOAD_COLUMNS = ("endpoint", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "errors")
+
+
+def load_row(label: str, agg: dict, versus: str) -> list:
+    """One row of a load table from `aggregate_runs`' figures."""
+    return [label, agg["rps"], agg["p50"], agg["p99"], agg["p999"], agg["bad"], versus]
 
 
 def aggregate_runs(rs: list[load.LoadResult]) -> dict:
@@ -1066,15 +1077,7 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
     def agg(kind: str) -> dict:
         return aggregate_runs(runs[kind])
 
-    cols = [
-        "endpoint",
-        "requests/s",
-        "p50 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "errors",
-        "vs baseline",
-    ]
+    cols = [*LOAD_COLUMNS, "vs baseline"]
     if sec4 is None:
         u, rc = agg("user"), agg("recs")
         r = rc["rps"] / u["rps"] if u["rps"] else 0.0
@@ -1088,24 +1091,10 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
             f"p99 {rc['p99']:.1f} ms",
             "columns": cols,
             "rows": [
-                [
-                    "GET /api/v1/users/{id}/recommendations/?n=10",
-                    rc["rps"],
-                    rc["p50"],
-                    rc["p99"],
-                    rc["p999"],
-                    rc["bad"],
-                    f"{r:.2f}×",
-                ],
-                [
-                    "GET /api/v1/users/{id}/ (baseline)",
-                    u["rps"],
-                    u["p50"],
-                    u["p99"],
-                    u["p999"],
-                    u["bad"],
-                    "1.00×",
-                ],
+                load_row(
+                    "GET /api/v1/users/{id}/recommendations/?n=10", rc, f"{r:.2f}×"
+                ),
+                load_row("GET /api/v1/users/{id}/ (baseline)", u, "1.00×"),
             ],
             "notes": [
                 f"{ctx.connections} connections, random users among those with "
@@ -1128,28 +1117,14 @@ def phase_serve(ctx: Context) -> tuple[dict, dict]:
         it = agg("item") if runs.get("item") else None
         ok = s["p99"] <= SIMILAR_MAX_P99_MS and s["bad"] == 0
         rows = [
-            [
+            load_row(
                 "GET /api/v1/items/{id}/similar/?n=10",
-                s["rps"],
-                s["p50"],
-                s["p99"],
-                s["p999"],
-                s["bad"],
+                s,
                 f"{s['rps'] / it['rps']:.2f}×" if it and it["rps"] else "—",
-            ]
+            )
         ]
         if it:
-            rows.append(
-                [
-                    "GET /api/v1/items/{id}/ (baseline)",
-                    it["rps"],
-                    it["p50"],
-                    it["p99"],
-                    it["p999"],
-                    it["bad"],
-                    "1.00×",
-                ]
-            )
+            rows.append(load_row("GET /api/v1/items/{id}/ (baseline)", it, "1.00×"))
         rows += _unqueued_rows(
             unqueued,
             (
