@@ -33,6 +33,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
+from recommendations.catalog import live_catalog
 from recommendations.models import BusinessRule
 from recommendations.selectors import serving as db
 from recommendations.selectors.rules import (
@@ -47,6 +48,7 @@ from recommendations.selectors.rules import (
     rules_in_effect,
 )
 from recommendations.selectors.training import item_metadata_snapshot
+from recsite.changes import feed
 
 if TYPE_CHECKING:
     from recommendations.engine.recommender import Recommender
@@ -428,8 +430,11 @@ os.register_at_fork(after_in_child=_reinit_locks_after_fork)
 
 @dataclass(frozen=True)
 class _RuleCache:
-    signature: str
+    signature: str | tuple  # the rules' signature, or the change feed's version
     rules: tuple[Rule, ...]
+
+
+_RULES_TABLE = BusinessRule._meta.db_table
 
 
 _rules_cache: _RuleCache | None = None
@@ -439,12 +444,24 @@ def business_rules_current(signature: str | None = None) -> list[Rule]:
     """Active rules, cached per process; any change to a rule row applies at once.
 
     `signature`: the rules' signature when the caller already fetched it with
-    another query of this request.
+    another query of this request. Without it, while the change feed is live
+    (recsite/changes.py), the cache holds until a write to the rules' table is
+    notified, and no query runs.
     """
     global _rules_cache
     # The signature is a hash of the active rule rows (one tiny aggregate query),
-    # so writes that bypass the services (admin bulk updates) count too.
+    # so writes that bypass the services (admin bulk updates) count too; the feed's
+    # trigger fires on those as well.
     if signature is None:
+        if feed.live():
+            version = ("feed", feed.version(_RULES_TABLE))  # read before the rows
+            entry = _rules_cache
+            if entry is not None and entry.signature == version:
+                return list(entry.rules)
+            rules = tuple(business_rules_active())
+            if feed.live():
+                _rules_cache = _RuleCache(version, rules)
+            return list(rules)
         signature = business_rules_signature()
     entry = _rules_cache
     if entry is not None and entry.signature == signature:
@@ -680,8 +697,21 @@ _item_row_cache = _ItemRowCache()
 def _item_rows(
     pks: list[int], *, now: datetime, states: dict | None = None
 ) -> dict[int, db.ItemRow]:
-    """Rows of these items with their visibility now (see _ItemRowCache)."""
+    """Rows of these items with their visibility now (see _ItemRowCache), from
+    the in-memory catalog while it is live."""
+    catalog = live_catalog()
+    if catalog is not None:
+        return catalog.rows(pks, now=now)
     return _item_row_cache.get(pks, now=now, states=states)
+
+
+def _pks_by_external_ids(external_ids: list[str]) -> dict[str, int]:
+    if not external_ids:
+        return {}
+    catalog = live_catalog()
+    if catalog is not None:
+        return catalog.pks_of(external_ids)
+    return db.item_pks_by_external_ids(external_ids)
 
 
 # -------------------------------------------------------------------- responses
@@ -793,7 +823,8 @@ def _rank(
         if r.id not in options.ignore_rule_ids
     ]
     rules = rules_in_effect([*saved, *options.extra_rules], now=now)
-    excluded_ids = db.item_pks_by_external_ids(list(options.exclude))
+    excluded_ids = _pks_by_external_ids(list(options.exclude))
+    catalog = live_catalog()
     exclude = np.unique(
         np.concatenate(
             [
@@ -832,29 +863,36 @@ def _rank(
         pks = [int(pk) for pk in np.asarray(result.item_pks).tolist()]
         reason_pks = _named_item_pks(result.reasons)
         asked = sorted(set(pks) | pins)
-        # Visibility now of every candidate, pin and item a reason names, and in the
-        # same query the rows (titles, labels) of those likely shown that this
-        # process has not cached: every candidate when labels decide, else the
-        # first page's worth and the items their reasons name.
-        if labels_needed:
-            expected = set(asked) | reason_pks
+        # Visibility now of every candidate, pin and item a reason names, with the
+        # rows (titles, labels): from the in-memory catalog while it is live, else
+        # one query that also reads the rows of those likely shown that this
+        # process has not cached (every candidate when labels decide, else the
+        # first page's worth and the items their reasons name).
+        if catalog is not None:
+            rows = catalog.rows(sorted(set(pks) | pins | reason_pks), now=now)
+            states = {pk: (None, row.visible) for pk, row in rows.items()}
         else:
-            expected = set(pks[:limit]) | pins | _named_item_pks(result.reasons[:limit])
-        states, fresh = db.item_states(
-            sorted(set(pks) | pins | reason_pks),
-            now=now,
-            rows_for=_item_row_cache.missing(sorted(expected)),
-        )
-        fresh = _item_row_cache.put(fresh, states)
-        if labels_needed:
-            rows = _item_rows(asked, now=now, states=states)
-        else:
-            # Visibility for all; whole rows where just read (titles of the rest
-            # are filled in for the page only, below).
-            rows = {
-                pk: fresh.get(pk) or db.ItemRow(pk, "", "", state[1], (), ())
-                for pk, state in states.items()
-            }
+            if labels_needed:
+                expected = set(asked) | reason_pks
+            else:
+                expected = (
+                    set(pks[:limit]) | pins | _named_item_pks(result.reasons[:limit])
+                )
+            states, fresh = db.item_states(
+                sorted(set(pks) | pins | reason_pks),
+                now=now,
+                rows_for=_item_row_cache.missing(sorted(expected)),
+            )
+            fresh = _item_row_cache.put(fresh, states)
+            if labels_needed:
+                rows = _item_rows(asked, now=now, states=states)
+            else:
+                # Visibility for all; whole rows where just read (titles of the
+                # rest are filled in for the page only, below).
+                rows = {
+                    pk: fresh.get(pk) or db.ItemRow(pk, "", "", state[1], (), ())
+                    for pk, state in states.items()
+                }
         candidates = [
             _candidate(row, float(score), reason)
             for pk, score, reason in zip(
@@ -1199,7 +1237,12 @@ def similar_items(
         extra_rules=extra_rules,
         ignore_rule_ids=ignore_rule_ids,
     )
-    signature, item_pk = db.item_pk_with_rules_signature(item_external_id)
+    catalog = live_catalog()
+    if catalog is not None:
+        # From memory; the rules come from the feed-kept cache (no signature).
+        signature, item_pk = None, catalog.pk_of(item_external_id)
+    else:
+        signature, item_pk = db.item_pk_with_rules_signature(item_external_id)
     if item_pk is None:
         raise ItemNotFound(item_external_id)
     model = current_model()

@@ -5,6 +5,7 @@ import hashlib
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from recsite.changes import feed
 from recsite.lookups import fetch_prepared
 from users.models import ApiKey
 
@@ -23,6 +24,35 @@ _KEY_SQL = (
     f"SELECT {', '.join(_KEY_FIELDS)} FROM {ApiKey._meta.db_table} "
     "WHERE hashed_key = $1 AND is_active"
 )
+
+
+# Keys looked up by this process, kept while the change feed is live and no write
+# to the key table was notified since (recsite/changes.py): a revoked key is refused
+# as soon as its notification arrives, milliseconds after the revocation commits.
+# Unknown keys are kept too (a key created later is a write to the table). Bounded:
+# emptied when full.
+_KEY_TABLE = ApiKey._meta.db_table
+_KEY_CACHE_MAX = 10_000
+_key_cache: dict[str, tuple[tuple[int, int], tuple | None]] = {}
+
+
+def _key_row(hashed: str) -> tuple | None:
+    if not feed.live():
+        return fetch_prepared("recsite_api_key", _KEY_SQL, [hashed], one=True)
+    version = feed.version(_KEY_TABLE)  # before the read: a later write invalidates
+    entry = _key_cache.get(hashed)
+    if entry is not None and entry[0] == version:
+        return entry[1]
+    row = fetch_prepared("recsite_api_key", _KEY_SQL, [hashed], one=True)
+    if len(_key_cache) >= _KEY_CACHE_MAX:
+        _key_cache.clear()
+    _key_cache[hashed] = (version, row)
+    return row
+
+
+def key_cache_clear() -> None:
+    """Forget the keys this process looked up (tests)."""
+    _key_cache.clear()
 
 
 def hash_key(raw_key: str) -> str:
@@ -64,7 +94,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(INVALID_KEY) from exc
         if len(raw_key) > 128:
             raise exceptions.AuthenticationFailed(INVALID_KEY)
-        row = fetch_prepared("recsite_api_key", _KEY_SQL, [hash_key(raw_key)], one=True)
+        row = _key_row(hash_key(raw_key))
         if row is None:
             raise exceptions.AuthenticationFailed(INVALID_KEY)
         # A model instance with the other fields deferred, as `.only()` gives.

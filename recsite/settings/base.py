@@ -258,6 +258,14 @@ RECSITE = {
     # Server-side prepared statements for the serving path's hot queries. Turn off
     # behind a connection pooler in transaction mode (e.g. PgBouncer's).
     "DB_PREPARED_STATEMENTS": env_bool("DB_PREPARED_STATEMENTS", True),
+    # Each web process listens for PostgreSQL's change notifications (one extra
+    # connection per process; recsite/changes.py) and, while it receives them, keeps
+    # API keys, business rules and the item catalog in memory: a similar-items
+    # request then makes no database round trip. Off: every request reads them.
+    "CHANGE_FEED": env_bool("CHANGE_FEED", True),
+    # The in-memory item catalog (recommendations/catalog.py, about 100 bytes per
+    # item per web process) is not loaded above this many items; 0 turns it off.
+    "SERVING_CATALOG_MAX_ITEMS": env_int("SERVING_CATALOG_MAX_ITEMS", 2_000_000),
     "MAX_BATCH_ROWS": 10_000,
     "MAX_RECOMMENDATIONS": 100,
     # Background work (recommendations/tasks.py; docs/background.md).

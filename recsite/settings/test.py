@@ -20,6 +20,10 @@ RECSITE = {
     "ARTIFACTS_DIR": str(BASE_DIR / ".local" / "test-artifacts"),
     "TRAIN_TIME_BUDGET_S": 5,
     "SERVING_REFRESH_S": 0,
+    # A test's transaction is never committed, so PostgreSQL never sends its
+    # notifications: the feed (and the caches it keeps current) is off, except in
+    # the transactional tests that turn it on (tests/core/test_change_feed.py).
+    "CHANGE_FEED": False,
 }
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,

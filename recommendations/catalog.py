@@ -1,0 +1,469 @@
+"""The item catalog in memory, per serving process, kept current by PostgreSQL's
+change notifications (recsite/changes.py).
+
+What a recommendation response needs of an item (its id, title and labels, and
+whether it may be shown now: hidden, availability window) was read from PostgreSQL
+on every request: one round trip for the candidates' states and the rows of those
+shown, one to find the item of a similar-items request. On a catalog of 100,000
+items a page's rows are rarely in a small cache, and a round trip costs about a
+quarter of a millisecond of the two cores per request under load
+(docs/benchmarks.md, sections 5 and 5a). Here every item is in memory instead:
+
+* A `_Snapshot` of the whole catalog in flat arrays (ids, flags, availability as
+  unix seconds, UTF-8 blobs of external ids and titles with offsets, label ids as
+  CSR arrays): about 100 bytes per item, against some 570 as Python row objects,
+  and nothing the garbage collector walks.
+* `overrides`: the items changed since the snapshot (re-read one by one as their
+  notifications arrive; `None` for a deleted item). Past `OVERRIDES_MAX` the
+  snapshot is rebuilt.
+
+The feed's thread does every write (load, re-reads, rebuilds) with the feed's own
+connection; requests only read, and take one reference to the snapshot and the
+overrides per call, so a swap never mixes two states inside one answer. The catalog
+is used only while `ready()` (the feed is live and the catalog was loaded after it
+started listening); otherwise serving reads PostgreSQL as before. A change is seen
+as soon as its notification is handled (ms after the commit), where the database
+path saw it on the next request.
+
+Catalogs larger than `RECSITE["SERVING_CATALOG_MAX_ITEMS"]` are not loaded (serving
+reads PostgreSQL for every request, as before); 0 turns the catalog off.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from django.conf import settings
+
+from items.models import Category, Item, Tag
+from recommendations.selectors.serving import ItemRow
+from recsite.changes import feed
+
+logger = logging.getLogger(__name__)
+
+LOAD_CHUNK = 50_000
+# Changed items kept beside the snapshot before it is rebuilt (as a share of the
+# catalog, and at least this many).
+OVERRIDES_SHARE = 0.1
+OVERRIDES_MIN = 5_000
+
+_ITEM = Item._meta.db_table
+_ITEM_CAT = Item.categories.through._meta.db_table
+_ITEM_TAG = Item.tags.through._meta.db_table
+ITEM_TABLES = (_ITEM, _ITEM_CAT, _ITEM_TAG)
+LABEL_TABLES = (Category._meta.db_table, Tag._meta.db_table)
+
+_SELECT = (
+    "SELECT i.id, i.external_id, i.title, i.is_hidden, "
+    "extract(epoch FROM i.available_from)::float8, "
+    "extract(epoch FROM i.available_until)::float8, "
+    f"ARRAY(SELECT c.category_id FROM {_ITEM_CAT} c WHERE c.item_id = i.id), "
+    f"ARRAY(SELECT t.tag_id FROM {_ITEM_TAG} t WHERE t.item_id = i.id) "
+    f"FROM {_ITEM} i "
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item as the catalog holds it beside the snapshot (a changed item)."""
+
+    pk: int
+    external_id: str
+    title: str
+    hidden: bool
+    available_from: float | None
+    available_until: float | None
+    category_ids: tuple[int, ...]
+    tag_ids: tuple[int, ...]
+
+    def visible(self, now: float) -> bool:
+        return (
+            not self.hidden
+            and (self.available_from is None or self.available_from <= now)
+            and (self.available_until is None or self.available_until > now)
+        )
+
+
+def _entry(row) -> Entry:
+    return Entry(
+        pk=int(row[0]),
+        external_id=row[1],
+        title=row[2] or "",
+        hidden=bool(row[3]),
+        available_from=row[4],
+        available_until=row[5],
+        category_ids=tuple(row[6] or ()),
+        tag_ids=tuple(row[7] or ()),
+    )
+
+
+class _Blob:
+    """Many strings in one UTF-8 buffer with offsets."""
+
+    def __init__(self, values: list[str]) -> None:
+        encoded = [v.encode("utf-8") for v in values]
+        self.data = b"".join(encoded)
+        self.offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=self.offsets[1:])
+
+    def get(self, i: int) -> str:
+        return self.data[self.offsets[i] : self.offsets[i + 1]].decode("utf-8")
+
+    def nbytes(self) -> int:
+        return len(self.data) + self.offsets.nbytes
+
+
+class _Csr:
+    """Variable-length int lists in one array with offsets."""
+
+    def __init__(self, lists: list) -> None:
+        self.offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum([len(x) for x in lists], out=self.offsets[1:])
+        self.values = np.fromiter(
+            (v for x in lists for v in x), dtype=np.int32, count=int(self.offsets[-1])
+        )
+
+    def get(self, i: int) -> list[int]:
+        return self.values[self.offsets[i] : self.offsets[i + 1]].tolist()
+
+    def nbytes(self) -> int:
+        return self.values.nbytes + self.offsets.nbytes
+
+
+class _Snapshot:
+    """Every item at one moment, in flat arrays (rows sorted by pk)."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        nan = math.nan
+        self.pks = np.fromiter((e.pk for e in entries), dtype=np.int64, count=len(entries))
+        self.hidden = np.fromiter((e.hidden for e in entries), dtype=bool, count=len(entries))
+        self.available_from = np.fromiter(
+            (nan if e.available_from is None else e.available_from for e in entries),
+            dtype=np.float64,
+            count=len(entries),
+        )
+        self.available_until = np.fromiter(
+            (nan if e.available_until is None else e.available_until for e in entries),
+            dtype=np.float64,
+            count=len(entries),
+        )
+        self.external_ids = _Blob([e.external_id for e in entries])
+        self.titles = _Blob([e.title for e in entries])
+        self.categories = _Csr([e.category_ids for e in entries])
+        self.tags = _Csr([e.tag_ids for e in entries])
+        # external id -> row: the ids' hashes sorted (this process's str hash; the
+        # id itself is compared on a hit).
+        hashes = np.fromiter(
+            (hash(e.external_id) for e in entries), dtype=np.int64, count=len(entries)
+        )
+        self.hash_order = np.argsort(hashes, kind="stable").astype(np.int32)
+        self.hashes = hashes[self.hash_order]
+
+    def __len__(self) -> int:
+        return int(self.pks.size)
+
+    def row_of(self, pk: int) -> int | None:
+        i = int(np.searchsorted(self.pks, pk))
+        return i if i < self.pks.size and self.pks[i] == pk else None
+
+    def rows_of(self, pks: list[int]) -> list[int | None]:
+        if not pks or not self.pks.size:
+            return [None] * len(pks)
+        wanted = np.asarray(pks, dtype=np.int64)
+        idx = np.minimum(np.searchsorted(self.pks, wanted), self.pks.size - 1)
+        found = self.pks[idx] == wanted
+        return [int(i) if ok else None for i, ok in zip(idx.tolist(), found.tolist())]
+
+    def find_external(self, external_id: str) -> int | None:
+        h = hash(external_id)
+        lo = int(np.searchsorted(self.hashes, h, side="left"))
+        hi = int(np.searchsorted(self.hashes, h, side="right"))
+        for j in range(lo, hi):
+            row = int(self.hash_order[j])
+            if self.external_ids.get(row) == external_id:
+                return row
+        return None
+
+    def entry(self, i: int) -> Entry:
+        f = float(self.available_from[i])
+        u = float(self.available_until[i])
+        return Entry(
+            pk=int(self.pks[i]),
+            external_id=self.external_ids.get(i),
+            title=self.titles.get(i),
+            hidden=bool(self.hidden[i]),
+            available_from=None if math.isnan(f) else f,
+            available_until=None if math.isnan(u) else u,
+            category_ids=tuple(self.categories.get(i)),
+            tag_ids=tuple(self.tags.get(i)),
+        )
+
+    def nbytes(self) -> int:
+        arrays = (
+            self.pks,
+            self.hidden,
+            self.available_from,
+            self.available_until,
+            self.hash_order,
+            self.hashes,
+        )
+        return (
+            sum(a.nbytes for a in arrays)
+            + self.external_ids.nbytes()
+            + self.titles.nbytes()
+            + self.categories.nbytes()
+            + self.tags.nbytes()
+        )
+
+
+@dataclass(frozen=True)
+class _State:
+    """What requests read: replaced as a whole, never mutated."""
+
+    snapshot: _Snapshot
+    overrides: dict  # pk -> Entry | None (deleted)
+    external: dict  # external id -> pk | None, for the changed items
+    category_names: dict
+    tag_names: dict
+    loaded_at: float
+
+
+class Catalog:
+    """The process's item catalog (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.state: _State | None = None
+        self._ready = False
+        self._lock = threading.Lock()
+        self.loads = 0
+        self.load_seconds = 0.0
+
+    # ------------------------------------------------------------------ reads
+
+    def ready(self) -> bool:
+        """True when requests may read the catalog instead of PostgreSQL."""
+        return feed.live() and self._ready and self.state is not None
+
+    def pk_of(self, external_id: str) -> int | None:
+        state = self.state
+        if external_id in state.external:
+            return state.external[external_id]
+        i = state.snapshot.find_external(external_id)
+        if i is None:
+            return None
+        pk = int(state.snapshot.pks[i])
+        if pk in state.overrides:  # changed since: its own entry decides
+            entry = state.overrides[pk]
+            return pk if entry is not None and entry.external_id == external_id else None
+        return pk
+
+    def pks_of(self, external_ids: list[str]) -> dict[str, int]:
+        out = {}
+        for external_id in external_ids:
+            pk = self.pk_of(external_id)
+            if pk is not None:
+                out[external_id] = pk
+        return out
+
+    def entries(self, pks: list[int]) -> dict[int, Entry]:
+        state = self.state
+        snapshot = state.snapshot
+        overrides = state.overrides
+        out: dict[int, Entry] = {}
+        for pk, i in zip(pks, snapshot.rows_of(pks)):
+            if pk in overrides:
+                entry = overrides[pk]
+                if entry is not None:
+                    out[pk] = entry
+            elif i is not None:
+                out[pk] = snapshot.entry(i)
+        return out
+
+    def rows(self, pks: list[int], *, now: datetime) -> dict[int, ItemRow]:
+        """`ItemRow`s of the existing items among `pks`, visibility as of `now`."""
+        state = self.state
+        ts = now.timestamp()
+        cats, tags = state.category_names, state.tag_names
+        return {
+            pk: ItemRow(
+                pk=pk,
+                external_id=e.external_id,
+                title=e.title,
+                visible=e.visible(ts),
+                categories=tuple(sorted(cats[c] for c in e.category_ids if c in cats)),
+                tags=tuple(sorted(tags[g] for g in e.tag_ids if g in tags)),
+            )
+            for pk, e in self.entries(pks).items()
+        }
+
+    def __len__(self) -> int:
+        state = self.state
+        if state is None:
+            return 0
+        snap = len(state.snapshot)
+        return snap + sum(
+            1 for pk, e in state.overrides.items() if e is not None and state.snapshot.row_of(pk) is None
+        ) - sum(
+            1 for pk, e in state.overrides.items() if e is None and state.snapshot.row_of(pk) is not None
+        )
+
+    def stats(self) -> dict:
+        state = self.state
+        return {
+            "ready": self.ready(),
+            "items": len(self),
+            "changed_since_load": len(state.overrides) if state else 0,
+            "bytes": state.snapshot.nbytes() if state else 0,
+            "loads": self.loads,
+            "last_load_s": round(self.load_seconds, 3),
+        }
+
+    # ------------------------------------------------ writes (the feed's thread)
+
+    def load(self, conn) -> None:
+        """Read the whole catalog (the feed is already listening)."""
+        limit = max_items()
+        if limit <= 0:
+            self._ready = False
+            self.state = None
+            return
+        started = time.monotonic()
+        with conn.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {_ITEM}")
+            count = cursor.fetchone()[0]
+            if count > limit:
+                logger.warning(
+                    "serving catalog off: %s items > SERVING_CATALOG_MAX_ITEMS=%s",
+                    count,
+                    limit,
+                )
+                self._ready = False
+                self.state = None
+                return
+            entries: list[Entry] = []
+            last = -1
+            while True:
+                cursor.execute(
+                    _SELECT + "WHERE i.id > %s ORDER BY i.id LIMIT %s", [last, LOAD_CHUNK]
+                )
+                chunk = cursor.fetchall()
+                entries.extend(_entry(r) for r in chunk)
+                if len(chunk) < LOAD_CHUNK:
+                    break
+                last = chunk[-1][0]
+        categories, tags = _label_names(conn)
+        self.state = _State(
+            snapshot=_Snapshot(entries),
+            overrides={},
+            external={},
+            category_names=categories,
+            tag_names=tags,
+            loaded_at=time.time(),
+        )
+        self.loads += 1
+        self.load_seconds = time.monotonic() - started
+        self._ready = True
+        logger.info(
+            "serving catalog: %s items loaded in %.2f s", len(entries), self.load_seconds
+        )
+
+    def on_items_changed(self, table: str, ids, conn) -> None:
+        if conn is None:  # the feed went down
+            self._ready = False
+            return
+        state = self.state
+        if state is None:
+            return
+        if ids is None:
+            self._ready = False
+            self.load(conn)
+            return
+        pks = sorted(ids)
+        with conn.cursor() as cursor:
+            cursor.execute(_SELECT + "WHERE i.id = ANY(%s)", [pks])
+            fresh = {int(r[0]): _entry(r) for r in cursor.fetchall()}
+        overrides = dict(state.overrides)
+        external = dict(state.external)
+        for pk in pks:
+            old = self.entries([pk]).get(pk)
+            new = fresh.get(pk)
+            overrides[pk] = new
+            if old is not None and (new is None or old.external_id != new.external_id):
+                external[old.external_id] = None
+            if new is not None:
+                external[new.external_id] = pk
+        limit = max(OVERRIDES_MIN, int(OVERRIDES_SHARE * len(state.snapshot)))
+        if len(overrides) > limit:
+            self.load(conn)
+            return
+        self.state = _State(
+            snapshot=state.snapshot,
+            overrides=overrides,
+            external=external,
+            category_names=state.category_names,
+            tag_names=state.tag_names,
+            loaded_at=state.loaded_at,
+        )
+
+    def on_labels_changed(self, table: str, ids, conn) -> None:
+        if conn is None:
+            self._ready = False
+            return
+        state = self.state
+        if state is None:
+            return
+        categories, tags = _label_names(conn)
+        self.state = _State(
+            snapshot=state.snapshot,
+            overrides=state.overrides,
+            external=state.external,
+            category_names=categories,
+            tag_names=tags,
+            loaded_at=state.loaded_at,
+        )
+
+    def on_connect(self, conn) -> None:
+        # Anything may have changed while no one listened: read it all again.
+        self._ready = False
+        try:
+            self.load(conn)
+        except Exception:
+            self.state = None
+            raise
+
+    def forget(self) -> None:
+        """Drop the catalog (tests); the next connection of the feed reloads it."""
+        self._ready = False
+        self.state = None
+
+
+def _label_names(conn) -> tuple[dict[int, str], dict[int, str]]:
+    out = []
+    for model in (Category, Tag):
+        with conn.cursor() as cursor:
+            cursor.execute(f"SELECT id, name FROM {model._meta.db_table}")
+            out.append(dict(cursor.fetchall()))
+    return out[0], out[1]
+
+
+def max_items() -> int:
+    return int(settings.RECSITE.get("SERVING_CATALOG_MAX_ITEMS", 2_000_000))
+
+
+catalog = Catalog()
+for _table in ITEM_TABLES:
+    feed.subscribe(_table, catalog.on_items_changed)
+for _table in LABEL_TABLES:
+    feed.subscribe(_table, catalog.on_labels_changed)
+feed.on_connect(catalog.on_connect)
+
+
+def live_catalog() -> Catalog | None:
+    """The catalog when requests may use it, else None (read PostgreSQL)."""
+    return catalog if catalog.ready() else None

@@ -1,0 +1,278 @@
+"""Change notifications from PostgreSQL, so a process can keep data in memory and
+still see every write at once.
+
+Statement-level triggers (`recommendations` migration 0007) on the tables serving
+reads on every request (API keys, items and their labels, business rules) send
+`NOTIFY recsite_changes, '<table>:<pks>'` when a statement that changed rows
+commits: the changed rows' ids (comma-separated, or `*` for "any row": TRUNCATE,
+tables reported as a whole, or more ids than a notification holds). PostgreSQL
+delivers a notification only on commit, to every session listening, in commit
+order, and folds identical ones of one transaction together.
+
+Each process runs one `ChangeFeed`: a daemon thread with its own connection that
+LISTENs and hands each notification to the handlers registered for its table. The
+process's caches are trusted only while the feed is `live()`:
+
+* A cache entry stores `feed.version(table)` as of *before* it read the database,
+  and is used only while `feed.version(table)` still equals it. The version changes
+  with every notification for the table and every (re)connection, so an entry read
+  before a write committed is dropped as soon as that write's notification arrives,
+  and nothing read while the feed was down is ever trusted later.
+* Handlers that patch a cache in place (the serving catalog) run in the feed's
+  thread with its connection, so they can read the changed rows right away.
+
+What it costs: one connection per process, and the time between a write's commit
+and its notification being handled (under a millisecond on one machine), during
+which a request can still see the old row. When the feed is down or turned off
+(`RECSITE["CHANGE_FEED"] = False`, as in the test settings: a test's transaction is
+never committed, so it would never notify), every read goes to the database as
+before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "recsite_changes"
+APPLICATION_NAME = "recsite-change-feed"
+# Longest id list a trigger puts in a payload (PostgreSQL's limit is 8,000 bytes).
+PAYLOAD_MAX = 7000
+RECONNECT_S = (0.5, 1.0, 2.0, 5.0)
+IDLE_PING_S = 30.0
+
+# Handler: (table, ids or None for "any row", the feed's connection or None when the
+# feed just went down) -> None. It runs in the feed's thread.
+Handler = Callable[[str, "frozenset[int] | None", object], None]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One notification: a table and the ids of the rows changed (None: any)."""
+
+    table: str
+    ids: frozenset[int] | None
+
+    @classmethod
+    def parse(cls, payload: str) -> Change | None:
+        table, sep, rest = payload.partition(":")
+        if not sep or not table:
+            return None
+        if rest == "*":
+            return cls(table, None)
+        try:
+            return cls(table, frozenset(int(x) for x in rest.split(",") if x))
+        except ValueError:
+            return cls(table, None)
+
+
+def merge_changes(changes: list[Change]) -> list[Change]:
+    """One change per table, in first-seen order ("any row" absorbs id lists)."""
+    merged: dict[str, frozenset[int] | None] = {}
+    for change in changes:
+        if change.table in merged:
+            known = merged[change.table]
+            merged[change.table] = (
+                None if known is None or change.ids is None else known | change.ids
+            )
+        else:
+            merged[change.table] = change.ids
+    return [Change(table, ids) for table, ids in merged.items()]
+
+
+class ChangeFeed:
+    """One process's listener (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connected = False
+        self._epoch = 0  # bumped on every (re)connection and disconnection
+        self._counters: dict[str, int] = {}
+        self._handlers: dict[str, list[Handler]] = {}
+        self._connect_hooks: list[Callable[[object], None]] = []
+        self._pid: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.last_error: str | None = None
+        self.notifications = 0
+
+    # ---------------------------------------------------------------- consumers
+
+    def live(self) -> bool:
+        """True while notifications are being received (starts the feed if needed)."""
+        if self._pid != os.getpid():
+            self.start()
+        return self._connected and self.enabled()
+
+    def version(self, table: str) -> tuple[int, int]:
+        """Changes with every notification for `table` and every reconnection."""
+        return self._epoch, self._counters.get(table, 0)
+
+    def subscribe(self, table: str, handler: Handler) -> None:
+        """Call `handler` for every change to `table` (in the feed's thread), and
+        with ids None and connection None when the feed goes down."""
+        with self._lock:
+            self._handlers.setdefault(table, []).append(handler)
+
+    def on_connect(self, hook: Callable[[object], None]) -> None:
+        """Call `hook(connection)` after each (re)connection, once LISTEN is on and
+        before the feed reports itself live (catch-up reads go here)."""
+        with self._lock:
+            self._connect_hooks.append(hook)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def enabled(self) -> bool:
+        return bool(settings.RECSITE.get("CHANGE_FEED", True))
+
+    def start(self) -> None:
+        """Start the listener thread of this process (again after a fork)."""
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._connected = False
+            self._epoch += 1
+            self._stop = threading.Event()
+            if not self.enabled():
+                self._thread = None
+                return
+            self._thread = threading.Thread(
+                target=self._run, name="recsite-change-feed", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening (tests); `live()` starts it again."""
+        thread = self._thread
+        self._stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        with self._lock:
+            self._pid = None
+            self._thread = None
+            self._set_down()
+
+    def wait_live(self, timeout: float = 10.0) -> bool:
+        """Block until the feed is live (tests, the benchmark's warm-up)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.live():
+                return True
+            time.sleep(0.01)
+        return self._connected
+
+    # -------------------------------------------------------------- the thread
+
+    def _connect(self):
+        import psycopg2
+        from django.db import connections
+
+        params = dict(connections["default"].get_connection_params())
+        params["application_name"] = APPLICATION_NAME  # pg_stat_activity shows it
+        conn = psycopg2.connect(**params)
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    def _run(self) -> None:
+        failures = 0
+        stop = self._stop
+        while not stop.is_set():
+            conn = None
+            try:
+                conn = self._connect()
+                for hook in list(self._connect_hooks):
+                    hook(conn)
+                with self._lock:
+                    self._epoch += 1
+                    self._connected = True
+                    self.last_error = None
+                if failures:
+                    logger.info("change feed: listening again")
+                failures = 0
+                self._listen(conn, stop)
+            except Exception as exc:  # noqa: BLE001 - any failure: caches off, retry
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if failures == 0:
+                    logger.warning(
+                        "change feed down (%s): serving reads the database",
+                        self.last_error,
+                    )
+                failures += 1
+            finally:
+                with self._lock:
+                    self._set_down()
+                self._dispatch_down()
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+            if failures:
+                stop.wait(RECONNECT_S[min(failures, len(RECONNECT_S)) - 1])
+
+    def _listen(self, conn, stop: threading.Event) -> None:
+        idle_since = time.monotonic()
+        while not stop.is_set():
+            ready, _, _ = select.select([conn], [], [], 0.5)
+            if not ready:
+                if time.monotonic() - idle_since > IDLE_PING_S:
+                    with conn.cursor() as cursor:  # notices a dead server
+                        cursor.execute("SELECT 1")
+                    idle_since = time.monotonic()
+                continue
+            idle_since = time.monotonic()
+            conn.poll()
+            if not conn.notifies:
+                continue
+            payloads = [n.payload for n in conn.notifies]
+            del conn.notifies[:]
+            changes = [c for p in payloads if (c := Change.parse(p)) is not None]
+            self.notifications += len(payloads)
+            for change in merge_changes(changes):
+                with self._lock:
+                    self._counters[change.table] = self._counters.get(change.table, 0) + 1
+                for handler in list(self._handlers.get(change.table, ())):
+                    try:
+                        handler(change.table, change.ids, conn)
+                    except Exception:
+                        # Its cache may now be stale: go down (every cache is
+                        # dropped) and reconnect (the connect hooks reload).
+                        logger.exception("change feed handler for %s failed", change.table)
+                        raise
+
+    def _set_down(self) -> None:
+        self._connected = False
+        self._epoch += 1
+
+    def _dispatch_down(self) -> None:
+        for table, handlers in list(self._handlers.items()):
+            for handler in list(handlers):
+                try:
+                    handler(table, None, None)
+                except Exception:  # noqa: BLE001
+                    logger.exception("change feed handler for %s failed", table)
+
+
+feed = ChangeFeed()
+
+
+def _after_fork_in_child() -> None:
+    # The thread does not survive a fork; `live()` starts a new one in the child.
+    feed._lock = threading.Lock()
+    feed._connected = False
+    feed._thread = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
