@@ -35,7 +35,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -232,6 +232,21 @@ class _State:
     category_names: dict
     tag_names: dict
     loaded_at: float
+    _names: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def label_tuple(self, kind: str, ids) -> tuple[str, ...]:
+        """Sorted names of label ids (a tuple of ids, or int32 bytes), memoized:
+        items share few label combinations."""
+        key = (kind, ids if isinstance(ids, bytes) else np.asarray(ids, np.int32).tobytes())
+        found = self._names.get(key)
+        if found is None:
+            table = self.category_names if kind == "c" else self.tag_names
+            values = np.frombuffer(key[1], dtype=np.int32).tolist()
+            found = tuple(sorted(table[v] for v in values if v in table))
+            if len(self._names) > 100_000:
+                self._names.clear()
+            self._names[key] = found
+        return found
 
 
 class Catalog:
@@ -288,19 +303,54 @@ class Catalog:
     def rows(self, pks: list[int], *, now: datetime) -> dict[int, ItemRow]:
         """`ItemRow`s of the existing items among `pks`, visibility as of `now`."""
         state = self.state
+        snap = state.snapshot
+        overrides = state.overrides
         ts = now.timestamp()
-        cats, tags = state.category_names, state.tag_names
-        return {
-            pk: ItemRow(
+        names = state.label_tuple
+        out: dict[int, ItemRow] = {}
+        at: list[int] = []
+        at_pks: list[int] = []
+        for pk, i in zip(pks, snap.rows_of(pks)):
+            if pk in overrides:
+                e = overrides[pk]
+                if e is not None:
+                    out[pk] = ItemRow(
+                        pk=pk,
+                        external_id=e.external_id,
+                        title=e.title,
+                        visible=e.visible(ts),
+                        categories=names("c", e.category_ids),
+                        tags=names("t", e.tag_ids),
+                    )
+            elif i is not None:
+                at.append(i)
+                at_pks.append(pk)
+        if not at:
+            return out
+        # The snapshot's rows, one array operation per column.
+        idx = np.asarray(at, dtype=np.int64)
+        visible = ~(
+            snap.hidden[idx]
+            | (snap.available_from[idx] > ts)  # NaN (no bound) compares False
+            | (snap.available_until[idx] <= ts)
+        )
+        ext, titles, cats, tags = snap.external_ids, snap.titles, snap.categories, snap.tags
+        e0, e1 = ext.offsets[idx].tolist(), ext.offsets[idx + 1].tolist()
+        t0, t1 = titles.offsets[idx].tolist(), titles.offsets[idx + 1].tolist()
+        c0, c1 = cats.offsets[idx].tolist(), cats.offsets[idx + 1].tolist()
+        g0, g1 = tags.offsets[idx].tolist(), tags.offsets[idx + 1].tolist()
+        ext_data, title_data = ext.data, titles.data
+        cat_ids, tag_ids = cats.values, tags.values
+        for j, (pk, ok) in enumerate(zip(at_pks, visible.tolist())):
+            out[pk] = ItemRow(
                 pk=pk,
-                external_id=e.external_id,
-                title=e.title,
-                visible=e.visible(ts),
-                categories=tuple(sorted(cats[c] for c in e.category_ids if c in cats)),
-                tags=tuple(sorted(tags[g] for g in e.tag_ids if g in tags)),
+                external_id=ext_data[e0[j] : e1[j]].decode("utf-8"),
+                title=title_data[t0[j] : t1[j]].decode("utf-8"),
+                visible=ok,
+                categories=names("c", cat_ids[c0[j] : c1[j]].tobytes()),
+                tags=names("t", tag_ids[g0[j] : g1[j]].tobytes()),
             )
-            for pk, e in self.entries(pks).items()
-        }
+        return out
 
     def __len__(self) -> int:
         state = self.state
