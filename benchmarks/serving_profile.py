@@ -67,6 +67,23 @@ def _paths(n: int, seed: int) -> dict[str, list[str]]:
     }
 
 
+def wait_for_catalog(say=print, timeout: float = 120.0) -> None:
+    """Let this process's change feed load the item catalog, as a web worker does
+    during the warm-up, so the in-process figures are those of a warm worker."""
+    from recommendations.catalog import catalog
+    from recsite.changes import feed
+
+    if not feed.enabled():
+        return
+    started = time.monotonic()
+    if not feed.wait_live(timeout):
+        say(f"change feed not live in-process ({feed.last_error})")
+        return
+    while not catalog.ready() and time.monotonic() - started < timeout:
+        time.sleep(0.05)
+    say(f"in-process catalog: {catalog.stats()}")
+
+
 def measure_requests(
     client, paths: dict[str, list[str]], *, requests: int, warmup: int, profile=None
 ) -> dict[str, dict[str, float]]:
@@ -172,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     _key, raw = api_key_create(name="serving-profile", kind="read_only")
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_HOST="127.0.0.1")
     paths = _paths(args.requests + args.warmup, args.seed)
+    wait_for_catalog()
     profiler = cProfile.Profile() if args.profile else None
     print(f"database {args.db}; {args.requests} requests per endpoint after warm-up")
     print(

@@ -51,6 +51,21 @@ def _check_model() -> dict:
         return {"status": "error", "error": exc.__class__.__name__}
 
 
+def _check_change_feed() -> dict:
+    """This process's change feed and the in-memory catalog it keeps current."""
+    from recsite.changes import feed
+
+    if not feed.enabled():
+        return {"status": "off"}
+    if feed.live():
+        from recommendations.catalog import catalog
+
+        return {"status": "live", "catalog": catalog.stats()}
+    if feed.last_error:
+        return {"status": "down", "error": feed.last_error}
+    return {"status": "starting"}
+
+
 _component = inline_serializer(
     "HealthComponent",
     fields={
@@ -80,6 +95,12 @@ class HealthView(APIView):
                     "database": _component,
                     "redis": _component,
                     "model": serializers.DictField(),
+                    "change_feed": serializers.DictField(
+                        help_text="This web process's PostgreSQL change feed: "
+                        "live (API keys, rules and the item catalog served from "
+                        "memory), starting, down (read from the database; the "
+                        "service is degraded) or off."
+                    ),
                 },
             )
         },
@@ -89,11 +110,22 @@ class HealthView(APIView):
         database = _check_database()
         redis = _check_redis()
         model = _check_model() if database["status"] == "up" else {"status": "unknown"}
+        feed = _check_change_feed()
         if database["status"] != "up":
             overall = "down"
-        elif redis["status"] != "up" or model.get("status") in {"error", "fallback"}:
+        elif (
+            redis["status"] != "up"
+            or model.get("status") in {"error", "fallback"}
+            or feed["status"] == "down"
+        ):
             overall = "degraded"
         else:
             overall = "ok"
-        body = {"status": overall, "database": database, "redis": redis, "model": model}
+        body = {
+            "status": overall,
+            "database": database,
+            "redis": redis,
+            "model": model,
+            "change_feed": feed,
+        }
         return Response(body, status=503 if overall == "down" else 200)

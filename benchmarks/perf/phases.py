@@ -907,13 +907,18 @@ def _cost_per_request(
 
     from django.test import Client
 
-    from benchmarks.serving_profile import measure_requests, profile_table
+    from benchmarks.serving_profile import (
+        measure_requests,
+        profile_table,
+        wait_for_catalog,
+    )
 
     client = Client(
         HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {ctx.read_key}"
     )
     n = 50 if ctx.scale.name == "tiny" else 500
     wanted = {k: v for k, v in paths.items() if have.get(k)}
+    wait_for_catalog(ctx.say)
     costs = measure_requests(client, wanted, requests=n, warmup=n)
     # A second pass under the profiler: profiling inflates CPU time, so the figures
     # above come from requests it did not watch.

@@ -290,3 +290,13 @@ def test_a_catalog_over_its_limit_is_not_used(settings):
     finally:
         feed.stop()
         catalog.forget()
+
+
+def test_health_shows_the_feed_and_the_catalog(live_feed, client):
+    ItemFactory.create_batch(2)
+    assert wait_for(lambda: catalog.stats()["items"] == 2)
+    body = client.get("/api/v1/health/").json()
+    assert body["status"] == "ok"
+    assert body["change_feed"]["status"] == "live"
+    assert body["change_feed"]["catalog"]["items"] == 2
+    assert body["change_feed"]["catalog"]["ready"] is True

@@ -11,6 +11,7 @@ def test_health_is_public_and_reports_database_and_redis(anon_client):
     assert body["database"]["status"] == "up"
     assert body["redis"]["status"] == "up"
     assert body["status"] in {"ok", "degraded"}
+    assert body["change_feed"] == {"status": "off"}  # the test settings turn it off
 
 
 @pytest.mark.django_db
