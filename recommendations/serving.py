@@ -1358,7 +1358,7 @@ def session_recommendations(
         ignore_rule_ids=ignore_rule_ids,
     )
     ids = list(dict.fromkeys(item_external_ids))
-    found = db.item_pks_by_external_ids(ids)
+    found = _pks_by_external_ids(ids)
     ignored = [i for i in ids if i not in found]
     session_pks = np.asarray([found[i] for i in ids if i in found], dtype=np.int64)
     model = current_model()

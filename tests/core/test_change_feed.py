@@ -183,7 +183,9 @@ def test_a_lost_connection_turns_the_caches_off_until_it_is_back(live_feed):
 
 
 def test_a_revoked_key_is_refused_once_its_notification_arrives(live_feed, client):
+    before = live_feed.version("users_apikey")
     key, raw = api_key_create(name="app")
+    assert wait_for(lambda: live_feed.version("users_apikey") != before)
     headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
     assert client.get("/api/v1/items/", **headers).status_code == 200
     # The key is now cached: the next request does not look it up.
@@ -234,10 +236,15 @@ def test_the_catalog_matches_the_database(live_feed):
     pks = [i.pk for i in items]
     assert wait_for(lambda: catalog.ready() and len(_rows(pks)) == 5)
     states, db_rows = item_states(pks, now=timezone.now(), rows_for=pks)
-    mem = _rows(pks)
-    for pk in pks:
-        assert mem[pk] == db_rows[pk]
-        assert mem[pk].visible == states[pk][1]
+    # Read as changes since the load (entries beside the snapshot) ...
+    assert catalog.stats()["changed_since_load"] == 5
+    assert _rows(pks) == db_rows
+    assert all(db_rows[pk].visible == states[pk][1] for pk in pks)
+    # ... and from a snapshot loaded with them in (the flat arrays).
+    live_feed.stop()
+    assert live_feed.wait_live(10) and wait_for(catalog.ready)
+    assert catalog.stats()["changed_since_load"] == 0
+    assert _rows(pks) == db_rows
     assert catalog.pk_of("ünïcode") == items[4].pk
     assert catalog.pk_of("nope") is None
 
