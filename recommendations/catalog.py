@@ -106,11 +106,9 @@ def _entry(row) -> Entry:
 class _Blob:
     """Many strings in one UTF-8 buffer with offsets."""
 
-    def __init__(self, values: list[str]) -> None:
-        encoded = [v.encode("utf-8") for v in values]
-        self.data = b"".join(encoded)
-        self.offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in encoded], out=self.offsets[1:])
+    def __init__(self, data: bytes, offsets: np.ndarray) -> None:
+        self.data = data
+        self.offsets = offsets
 
     def get(self, i: int) -> str:
         return self.data[self.offsets[i] : self.offsets[i + 1]].decode("utf-8")
@@ -122,12 +120,9 @@ class _Blob:
 class _Csr:
     """Variable-length int lists in one array with offsets."""
 
-    def __init__(self, lists: list) -> None:
-        self.offsets = np.zeros(len(lists) + 1, dtype=np.int64)
-        np.cumsum([len(x) for x in lists], out=self.offsets[1:])
-        self.values = np.fromiter(
-            (v for x in lists for v in x), dtype=np.int32, count=int(self.offsets[-1])
-        )
+    def __init__(self, values: np.ndarray, offsets: np.ndarray) -> None:
+        self.values = values
+        self.offsets = offsets
 
     def get(self, i: int) -> list[int]:
         return self.values[self.offsets[i] : self.offsets[i + 1]].tolist()
@@ -136,34 +131,114 @@ class _Csr:
         return self.values.nbytes + self.offsets.nbytes
 
 
+def _offsets(lengths: list[np.ndarray]) -> np.ndarray:
+    joined = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+    offsets = np.zeros(joined.size + 1, dtype=np.int64)
+    np.cumsum(joined, out=offsets[1:])
+    return offsets
+
+
+class _SnapshotBuilder:
+    """Columns of a snapshot, added a chunk of rows (`_SELECT`'s tuples) at a time, so
+    a load never holds more than one chunk of row objects."""
+
+    def __init__(self) -> None:
+        self.pks: list[np.ndarray] = []
+        self.hidden: list[np.ndarray] = []
+        self.available_from: list[np.ndarray] = []
+        self.available_until: list[np.ndarray] = []
+        self.hashes: list[np.ndarray] = []
+        self.ext: list[bytes] = []
+        self.ext_len: list[np.ndarray] = []
+        self.title: list[bytes] = []
+        self.title_len: list[np.ndarray] = []
+        self.cats: list[np.ndarray] = []
+        self.cat_len: list[np.ndarray] = []
+        self.tags: list[np.ndarray] = []
+        self.tag_len: list[np.ndarray] = []
+
+    def add(self, rows: list) -> None:
+        n = len(rows)
+        nan = math.nan
+        self.pks.append(np.fromiter((r[0] for r in rows), np.int64, n))
+        self.hidden.append(np.fromiter((bool(r[3]) for r in rows), bool, n))
+        self.available_from.append(
+            np.fromiter((nan if r[4] is None else r[4] for r in rows), np.float64, n)
+        )
+        self.available_until.append(
+            np.fromiter((nan if r[5] is None else r[5] for r in rows), np.float64, n)
+        )
+        # external id -> row: this process's str hash of the ids, sorted (the id
+        # itself is compared on a hit).
+        self.hashes.append(np.fromiter((hash(r[1]) for r in rows), np.int64, n))
+        ext = [r[1].encode("utf-8") for r in rows]
+        self.ext.append(b"".join(ext))
+        self.ext_len.append(np.fromiter(map(len, ext), np.int64, n))
+        titles = [(r[2] or "").encode("utf-8") for r in rows]
+        self.title.append(b"".join(titles))
+        self.title_len.append(np.fromiter(map(len, titles), np.int64, n))
+        for col, values, lengths in ((6, self.cats, self.cat_len), (7, self.tags, self.tag_len)):
+            lists = [r[col] or () for r in rows]
+            lengths.append(np.fromiter(map(len, lists), np.int64, n))
+            values.append(
+                np.fromiter((v for x in lists for v in x), np.int32, int(lengths[-1].sum()))
+            )
+
+    def build(self) -> _Snapshot:
+        def cat(parts, dtype):
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+        hashes = cat(self.hashes, np.int64)
+        order = np.argsort(hashes, kind="stable").astype(np.int32)
+        return _Snapshot(
+            pks=cat(self.pks, np.int64),
+            hidden=cat(self.hidden, bool),
+            available_from=cat(self.available_from, np.float64),
+            available_until=cat(self.available_until, np.float64),
+            external_ids=_Blob(b"".join(self.ext), _offsets(self.ext_len)),
+            titles=_Blob(b"".join(self.title), _offsets(self.title_len)),
+            categories=_Csr(cat(self.cats, np.int32), _offsets(self.cat_len)),
+            tags=_Csr(cat(self.tags, np.int32), _offsets(self.tag_len)),
+            hash_order=order,
+            hashes=hashes[order],
+        )
+
+
+@dataclass
 class _Snapshot:
     """Every item at one moment, in flat arrays (rows sorted by pk)."""
 
-    def __init__(self, entries: list[Entry]) -> None:
-        nan = math.nan
-        self.pks = np.fromiter((e.pk for e in entries), dtype=np.int64, count=len(entries))
-        self.hidden = np.fromiter((e.hidden for e in entries), dtype=bool, count=len(entries))
-        self.available_from = np.fromiter(
-            (nan if e.available_from is None else e.available_from for e in entries),
-            dtype=np.float64,
-            count=len(entries),
+    pks: np.ndarray
+    hidden: np.ndarray
+    available_from: np.ndarray  # unix seconds, NaN: no bound
+    available_until: np.ndarray
+    external_ids: _Blob
+    titles: _Blob
+    categories: _Csr
+    tags: _Csr
+    hash_order: np.ndarray
+    hashes: np.ndarray
+
+    @classmethod
+    def of(cls, entries: list[Entry]) -> _Snapshot:
+        """A snapshot of these entries (sorted by pk)."""
+        builder = _SnapshotBuilder()
+        builder.add(
+            [
+                (
+                    e.pk,
+                    e.external_id,
+                    e.title,
+                    e.hidden,
+                    e.available_from,
+                    e.available_until,
+                    e.category_ids,
+                    e.tag_ids,
+                )
+                for e in entries
+            ]
         )
-        self.available_until = np.fromiter(
-            (nan if e.available_until is None else e.available_until for e in entries),
-            dtype=np.float64,
-            count=len(entries),
-        )
-        self.external_ids = _Blob([e.external_id for e in entries])
-        self.titles = _Blob([e.title for e in entries])
-        self.categories = _Csr([e.category_ids for e in entries])
-        self.tags = _Csr([e.tag_ids for e in entries])
-        # external id -> row: the ids' hashes sorted (this process's str hash; the
-        # id itself is compared on a hit).
-        hashes = np.fromiter(
-            (hash(e.external_id) for e in entries), dtype=np.int64, count=len(entries)
-        )
-        self.hash_order = np.argsort(hashes, kind="stable").astype(np.int32)
-        self.hashes = hashes[self.hash_order]
+        return builder.build()
 
     def __len__(self) -> int:
         return int(self.pks.size)
@@ -396,20 +471,23 @@ class Catalog:
                 self._ready = False
                 self.state = None
                 return
-            entries: list[Entry] = []
+            builder = _SnapshotBuilder()
             last = -1
             while True:
                 cursor.execute(
                     _SELECT + "WHERE i.id > %s ORDER BY i.id LIMIT %s", [last, LOAD_CHUNK]
                 )
                 chunk = cursor.fetchall()
-                entries.extend(_entry(r) for r in chunk)
+                if chunk:
+                    builder.add(chunk)
+                    last = chunk[-1][0]
                 if len(chunk) < LOAD_CHUNK:
                     break
-                last = chunk[-1][0]
+                del chunk
         categories, tags = _label_names(conn)
+        snapshot = builder.build()
         self.state = _State(
-            snapshot=_Snapshot(entries),
+            snapshot=snapshot,
             overrides={},
             external={},
             category_names=categories,
@@ -420,7 +498,7 @@ class Catalog:
         self.load_seconds = time.monotonic() - started
         self._ready = True
         logger.info(
-            "serving catalog: %s items loaded in %.2f s", len(entries), self.load_seconds
+            "serving catalog: %s items loaded in %.2f s", len(snapshot), self.load_seconds
         )
 
     def on_items_changed(self, table: str, ids, conn) -> None:

@@ -273,14 +273,21 @@ def test_the_catalog_follows_every_kind_of_write(live_feed):
     assert catalog.pk_of("x1-new") is None
 
 
-def test_a_bulk_write_reloads_the_catalog(live_feed):
+def test_a_bulk_write_reloads_the_catalog(live_feed, monkeypatch):
+    import recommendations.catalog as catalog_module
+
+    monkeypatch.setattr(catalog_module, "LOAD_CHUNK", 7)  # many chunks
     loads = catalog.loads
     Item.objects.bulk_create(
         [Item(external_id=f"bulk-{i:05d}", title=f"T{i}") for i in range(2000)]
     )
     assert wait_for(lambda: catalog.loads > loads and catalog.ready())
-    assert catalog.pk_of("bulk-01999") == Item.objects.get(external_id="bulk-01999").pk
     assert catalog.stats()["items"] == 2000
+    expected = dict(Item.objects.values_list("external_id", "id"))
+    assert {e: catalog.pk_of(e) for e in expected} == expected
+    rows = _rows(list(expected.values()))
+    assert {r.external_id for r in rows.values()} == set(expected)
+    assert rows[expected["bulk-01234"]].title == "T1234"
 
 
 def test_a_catalog_over_its_limit_is_not_used(settings):

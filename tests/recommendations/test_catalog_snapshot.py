@@ -20,7 +20,7 @@ def _e(pk, ext, **kw):
 
 
 def test_an_empty_snapshot_finds_nothing():
-    snap = _Snapshot([])
+    snap = _Snapshot.of([])
     assert len(snap) == 0
     assert snap.rows_of([1, 2]) == [None, None]
     assert snap.find_external("a") is None
@@ -33,7 +33,7 @@ def test_lookups_by_pk_and_by_external_id_round_trip():
         _e(9, ""),
         _e(12, "b", hidden=True, available_from=1.5, available_until=2.5),
     ]
-    snap = _Snapshot(entries)
+    snap = _Snapshot.of(entries)
     assert snap.rows_of([12, 4, 3, 99, 0]) == [3, None, 0, None, None]
     for i, e in enumerate(entries):
         assert snap.find_external(e.external_id) == i
@@ -53,7 +53,7 @@ def test_visibility_follows_hiding_and_the_window():
 
 def test_label_names_are_sorted_and_unknown_ids_dropped():
     state = _State(
-        snapshot=_Snapshot([]),
+        snapshot=_Snapshot.of([]),
         overrides={},
         external={},
         category_names={1: "zeta", 2: "alpha"},
