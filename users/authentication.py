@@ -1,13 +1,18 @@
 """Bearer API-key authentication for the REST API."""
 
 import hashlib
+import logging
+import time
 
+from django.db import DatabaseError, connection, transaction
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from recsite.changes import feed
 from recsite.lookups import fetch_prepared
 from users.models import ApiKey
+
+logger = logging.getLogger(__name__)
 
 INVALID_KEY = "Invalid or revoked API key."
 
@@ -53,6 +58,34 @@ def _key_row(hashed: str) -> tuple | None:
 def key_cache_clear() -> None:
     """Forget the keys this process looked up (tests)."""
     _key_cache.clear()
+    _key_used.clear()
+
+
+# When each key was last used, for the admin: written at most once a minute per key
+# (the UPDATE's condition), and a process does not even try for a key it recorded
+# less than a minute ago, so a busy key costs a write a minute, not one per request.
+# The change feed's trigger ignores this column: it invalidates no key cache.
+KEY_USE_WRITE_S = 60
+_key_used: dict[int, float] = {}
+_USE_SQL = (
+    f"UPDATE {ApiKey._meta.db_table} SET last_used_at = now() WHERE id = %s AND "
+    "(last_used_at IS NULL OR last_used_at < now() - make_interval(secs => %s))"
+)
+
+
+def _record_use(key_id: int) -> None:
+    clock = time.monotonic()
+    last = _key_used.get(key_id)
+    if last is not None and clock - last < KEY_USE_WRITE_S:
+        return
+    if len(_key_used) >= _KEY_CACHE_MAX:
+        _key_used.clear()
+    _key_used[key_id] = clock
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_USE_SQL, [key_id, KEY_USE_WRITE_S])
+    except DatabaseError as exc:  # the request goes on; the next minute tries again
+        logger.warning("could not record the use of API key %s: %s", key_id, exc)
 
 
 def hash_key(raw_key: str) -> str:
@@ -99,6 +132,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(INVALID_KEY)
         # A model instance with the other fields deferred, as `.only()` gives.
         api_key = ApiKey.from_db("default", _KEY_FIELDS, row)
+        _record_use(api_key.pk)
         return ApiKeyPrincipal(api_key), api_key
 
     def authenticate_header(self, request) -> str:

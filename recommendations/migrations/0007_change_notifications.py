@@ -43,7 +43,6 @@ $fn$;
 
 # table -> the id column its notifications carry (None: the whole table, "*")
 TABLES = {
-    "users_apikey": None,
     "items_item": "id",
     "items_item_categories": "item_id",
     "items_item_tags": "item_id",
@@ -78,6 +77,35 @@ def _create(table: str, column: str | None) -> str:
     )
 
 
+# API keys: any change but to `last_used_at` alone, which authentication writes
+# about once a minute per key in use (users/authentication.py); row level, so the
+# condition can compare the rows (PostgreSQL folds a transaction's identical
+# notifications into one).
+KEY_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION recsite_notify_key_change() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM pg_notify('recsite_changes', TG_TABLE_NAME || ':*');
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER recsite_changes_row AFTER INSERT OR DELETE ON users_apikey
+    FOR EACH ROW EXECUTE FUNCTION recsite_notify_key_change();
+CREATE TRIGGER recsite_changes_upd AFTER UPDATE ON users_apikey
+    FOR EACH ROW
+    WHEN ((to_jsonb(OLD) - 'last_used_at') IS DISTINCT FROM (to_jsonb(NEW) - 'last_used_at'))
+    EXECUTE FUNCTION recsite_notify_key_change();
+CREATE TRIGGER recsite_changes_trunc AFTER TRUNCATE ON users_apikey
+    FOR EACH STATEMENT EXECUTE FUNCTION recsite_notify_key_change();
+"""
+KEY_DROP = """
+DROP TRIGGER IF EXISTS recsite_changes_row ON users_apikey;
+DROP TRIGGER IF EXISTS recsite_changes_upd ON users_apikey;
+DROP TRIGGER IF EXISTS recsite_changes_trunc ON users_apikey;
+DROP FUNCTION IF EXISTS recsite_notify_key_change();
+"""
+
+
 def _drop(table: str, column: str | None) -> str:
     names = ["recsite_changes"] if column is None else [
         "recsite_changes_ins",
@@ -101,4 +129,5 @@ class Migration(migrations.Migration):
             migrations.RunSQL(_create(table, column), _drop(table, column))
             for table, column in TABLES.items()
         ],
+        migrations.RunSQL(KEY_FUNCTION, KEY_DROP),
     ]

@@ -125,6 +125,18 @@ def test_keys_notify_as_a_table(listener):
     assert listener() == ["users_apikey:*"]
 
 
+def test_recording_a_keys_use_does_not_notify(listener, client):
+    key, raw = api_key_create(name="k")
+    listener()
+    assert client.get("/api/v1/items/", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    key.refresh_from_db()
+    assert key.last_used_at is not None  # written ...
+    assert listener(timeout=0.3) == []  # ... without invalidating any key cache
+    key.name = "renamed"
+    key.save()
+    assert listener() == ["users_apikey:*"]
+
+
 def test_payloads_parse_and_merge():
     assert Change.parse("items_item:3,1") == Change("items_item", frozenset({1, 3}))
     assert Change.parse("users_apikey:*") == Change("users_apikey", None)

@@ -160,3 +160,25 @@ def test_throttling_answers_429_with_retry_after(kind, settings):
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {other_key}")
     assert other.get(url).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_keys_last_use_is_recorded_at_most_once_a_minute():
+    from django.test.utils import CaptureQueriesContext
+
+    from users.authentication import key_cache_clear
+
+    key_cache_clear()
+    key, raw_key = api_key_create(name="used")
+    assert key.last_used_at is None
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    assert client.get("/api/v1/items/").status_code == 200
+    key.refresh_from_db()
+    first = key.last_used_at
+    assert first is not None  # the admin's "Last used at"
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/api/v1/items/").status_code == 200
+    assert not any("last_used_at" in q["sql"] for q in queries.captured_queries)
+    key.refresh_from_db()
+    assert key.last_used_at == first
