@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
 
 from .base import *  # noqa: E402,F401,F403
-from .base import BASE_DIR, RECSITE, REST_FRAMEWORK  # noqa: E402
+from .base import BASE_DIR, RECSITE, REST_FRAMEWORK, env_bool  # noqa: E402
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -22,8 +22,9 @@ RECSITE = {
     "SERVING_REFRESH_S": 0,
     # A test's transaction is never committed, so PostgreSQL never sends its
     # notifications: the feed (and the caches it keeps current) is off, except in
-    # the transactional tests that turn it on (tests/core/test_change_feed.py).
-    "CHANGE_FEED": False,
+    # the transactional tests that turn it on (tests/core/test_change_feed.py) and
+    # servers started with CHANGE_FEED=1 (tests/reliability/test_database_outage.py).
+    "CHANGE_FEED": env_bool("CHANGE_FEED", False),
 }
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,

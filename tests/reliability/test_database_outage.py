@@ -14,6 +14,7 @@ import requests
 from recsite.exceptions import DATABASE_UNAVAILABLE
 from tests.factories import InteractionTypeFactory, ItemFactory
 from tests.reliability.conftest import admin_session
+from tests.reliability.servers import LOOPBACK, Gunicorn, database_url, wait_until
 
 LEAKS = ("Traceback", "OperationalError", "psycopg2", 'File "', "connection to server")
 
@@ -124,3 +125,60 @@ def test_outage_in_the_middle_of_a_persistent_connection_is_503_not_500(
         assert statuses == {503}, (cycle, statuses)
         pg_proxy.restore()
     assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_change_feed_goes_down_with_the_database_and_comes_back(
+    pg_proxy, private_redis, write_key, tmp_path
+):
+    """With the feed on (as in production), a restart turns the in-memory caches off
+    and the feed reconnects by itself; notifications then arrive again."""
+    from django.db import connection
+
+    from users.models import ApiKey
+    from users.services import api_key_revoke
+
+    ItemFactory(external_id="outage-item")
+    server = Gunicorn(
+        {
+            "DATABASE_URL": database_url(
+                connection.settings_dict, host=LOOPBACK, port=pg_proxy.port
+            ),
+            "DB_CONNECT_TIMEOUT": "2",
+            "REDIS_URL": private_redis.url,
+            "CELERY_BROKER_URL": private_redis.url,
+            "CHANGE_FEED": "1",
+        }
+    )
+    server.start(tmp_path / "gunicorn.log")
+    try:
+        base = server.base_url
+        api = _api(base, write_key)
+
+        def feed_status() -> str:
+            body = requests.get(f"{base}/api/v1/health/", timeout=10).json()
+            return body["change_feed"]["status"]
+
+        assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 200
+        wait_until(lambda: feed_status() == "live", timeout=20, what="the feed")
+
+        pg_proxy.cut()
+        health = requests.get(f"{base}/api/v1/health/", timeout=10)
+        assert health.status_code == 503
+        assert health.json()["change_feed"]["status"] in {"down", "starting"}
+        assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 503
+
+        pg_proxy.restore()
+        wait_until(lambda: feed_status() == "live", timeout=30, what="reconnection")
+        assert api.get(f"{base}/api/v1/items/", timeout=10).status_code == 200
+        # The key is cached again; revoking it reaches the server through the feed.
+        api_key_revoke(api_key=ApiKey.objects.get(name="reliability-write"))
+        wait_until(
+            lambda: api.get(f"{base}/api/v1/items/", timeout=10).status_code == 401,
+            timeout=10,
+            what="the revocation",
+        )
+        assert server.process.poll() is None
+        assert "Traceback" not in server.log_text()
+    finally:
+        server.stop()
