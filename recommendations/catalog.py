@@ -177,11 +177,16 @@ class _SnapshotBuilder:
         titles = [(r[2] or "").encode("utf-8") for r in rows]
         self.title.append(b"".join(titles))
         self.title_len.append(np.fromiter(map(len, titles), np.int64, n))
-        for col, values, lengths in ((6, self.cats, self.cat_len), (7, self.tags, self.tag_len)):
+        for col, values, lengths in (
+            (6, self.cats, self.cat_len),
+            (7, self.tags, self.tag_len),
+        ):
             lists = [r[col] or () for r in rows]
             lengths.append(np.fromiter(map(len, lists), np.int64, n))
             values.append(
-                np.fromiter((v for x in lists for v in x), np.int32, int(lengths[-1].sum()))
+                np.fromiter(
+                    (v for x in lists for v in x), np.int32, int(lengths[-1].sum())
+                )
             )
 
     def build(self) -> _Snapshot:
@@ -312,7 +317,10 @@ class _State:
     def label_tuple(self, kind: str, ids) -> tuple[str, ...]:
         """Sorted names of label ids (a tuple of ids, or int32 bytes), memoized:
         items share few label combinations."""
-        key = (kind, ids if isinstance(ids, bytes) else np.asarray(ids, np.int32).tobytes())
+        key = (
+            kind,
+            ids if isinstance(ids, bytes) else np.asarray(ids, np.int32).tobytes(),
+        )
         found = self._names.get(key)
         if found is None:
             table = self.category_names if kind == "c" else self.tag_names
@@ -350,7 +358,9 @@ class Catalog:
         pk = int(state.snapshot.pks[i])
         if pk in state.overrides:  # changed since: its own entry decides
             entry = state.overrides[pk]
-            return pk if entry is not None and entry.external_id == external_id else None
+            return (
+                pk if entry is not None and entry.external_id == external_id else None
+            )
         return pk
 
     def pks_of(self, external_ids: list[str]) -> dict[str, int]:
@@ -409,7 +419,12 @@ class Catalog:
             | (snap.available_from[idx] > ts)  # NaN (no bound) compares False
             | (snap.available_until[idx] <= ts)
         )
-        ext, titles, cats, tags = snap.external_ids, snap.titles, snap.categories, snap.tags
+        ext, titles, cats, tags = (
+            snap.external_ids,
+            snap.titles,
+            snap.categories,
+            snap.tags,
+        )
         e0, e1 = ext.offsets[idx].tolist(), ext.offsets[idx + 1].tolist()
         t0, t1 = titles.offsets[idx].tolist(), titles.offsets[idx + 1].tolist()
         c0, c1 = cats.offsets[idx].tolist(), cats.offsets[idx + 1].tolist()
@@ -432,10 +447,18 @@ class Catalog:
         if state is None:
             return 0
         snap = len(state.snapshot)
-        return snap + sum(
-            1 for pk, e in state.overrides.items() if e is not None and state.snapshot.row_of(pk) is None
-        ) - sum(
-            1 for pk, e in state.overrides.items() if e is None and state.snapshot.row_of(pk) is not None
+        return (
+            snap
+            + sum(
+                1
+                for pk, e in state.overrides.items()
+                if e is not None and state.snapshot.row_of(pk) is None
+            )
+            - sum(
+                1
+                for pk, e in state.overrides.items()
+                if e is None and state.snapshot.row_of(pk) is not None
+            )
         )
 
     def stats(self) -> dict:
@@ -475,7 +498,8 @@ class Catalog:
             last = -1
             while True:
                 cursor.execute(
-                    _SELECT + "WHERE i.id > %s ORDER BY i.id LIMIT %s", [last, LOAD_CHUNK]
+                    _SELECT + "WHERE i.id > %s ORDER BY i.id LIMIT %s",
+                    [last, LOAD_CHUNK],
                 )
                 chunk = cursor.fetchall()
                 if chunk:
@@ -498,7 +522,9 @@ class Catalog:
         self.load_seconds = time.monotonic() - started
         self._ready = True
         logger.info(
-            "serving catalog: %s items loaded in %.2f s", len(snapshot), self.load_seconds
+            "serving catalog: %s items loaded in %.2f s",
+            len(snapshot),
+            self.load_seconds,
         )
 
     def on_items_changed(self, table: str, ids, conn) -> None:

@@ -789,9 +789,7 @@ def _reason_text(reason, rows: dict[int, db.ItemRow]) -> tuple[str, str]:
 
 def _named_item_pks(reasons) -> set[int]:
     """Pks of the items these reasons name ("Because you liked ...")."""
-    return {
-        int(r.item_pk) for r in reasons if getattr(r, "item_pk", None) is not None
-    }
+    return {int(r.item_pk) for r in reasons if getattr(r, "item_pk", None) is not None}
 
 
 def _candidate(row: db.ItemRow, score: float | None, reason=None) -> Candidate:

@@ -5,7 +5,8 @@ Statement-level triggers (`recommendations` migration 0007) on the tables servin
 reads on every request (API keys, items and their labels, business rules) send
 `NOTIFY recsite_changes, '<table>:<pks>'` when a statement that changed rows
 commits: the changed rows' ids (comma-separated, or `*` for "any row": TRUNCATE,
-tables reported as a whole, or more ids than a notification holds). PostgreSQL
+tables reported as a whole, or an id list longer than 7,000 characters, as a
+notification holds at most 8,000 bytes). PostgreSQL
 delivers a notification only on commit, to every session listening, in commit
 order, and folds identical ones of one transaction together.
 
@@ -31,6 +32,7 @@ before.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -45,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "recsite_changes"
 APPLICATION_NAME = "recsite-change-feed"
-# Longest id list a trigger puts in a payload (PostgreSQL's limit is 8,000 bytes).
-PAYLOAD_MAX = 7000
 RECONNECT_S = (0.5, 1.0, 2.0, 5.0)
 IDLE_PING_S = 30.0
 
@@ -215,10 +215,8 @@ class ChangeFeed:
                     self._set_down()
                 self._dispatch_down()
                 if conn is not None:
-                    try:
+                    with contextlib.suppress(Exception):  # already broken
                         conn.close()
-                    except Exception:  # noqa: BLE001
-                        pass
             if failures:
                 stop.wait(RECONNECT_S[min(failures, len(RECONNECT_S)) - 1])
 
@@ -242,14 +240,18 @@ class ChangeFeed:
             self.notifications += len(payloads)
             for change in merge_changes(changes):
                 with self._lock:
-                    self._counters[change.table] = self._counters.get(change.table, 0) + 1
+                    self._counters[change.table] = (
+                        self._counters.get(change.table, 0) + 1
+                    )
                 for handler in list(self._handlers.get(change.table, ())):
                     try:
                         handler(change.table, change.ids, conn)
                     except Exception:
                         # Its cache may now be stale: go down (every cache is
                         # dropped) and reconnect (the connect hooks reload).
-                        logger.exception("change feed handler for %s failed", change.table)
+                        logger.exception(
+                            "change feed handler for %s failed", change.table
+                        )
                         raise
 
     def _set_down(self) -> None:
@@ -261,7 +263,7 @@ class ChangeFeed:
             for handler in list(handlers):
                 try:
                     handler(table, None, None)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     logger.exception("change feed handler for %s failed", table)
 
 

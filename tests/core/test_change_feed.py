@@ -128,7 +128,10 @@ def test_keys_notify_as_a_table(listener):
 def test_recording_a_keys_use_does_not_notify(listener, client):
     key, raw = api_key_create(name="k")
     listener()
-    assert client.get("/api/v1/items/", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    assert (
+        client.get("/api/v1/items/", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code
+        == 200
+    )
     key.refresh_from_db()
     assert key.last_used_at is not None  # written ...
     assert listener(timeout=0.3) == []  # ... without invalidating any key cache
@@ -205,9 +208,7 @@ def test_a_revoked_key_is_refused_once_its_notification_arrives(live_feed, clien
         assert client.get("/api/v1/items/", **headers).status_code == 200
     assert not any("recsite_api_key" in q["sql"] for q in queries.captured_queries)
     api_key_revoke(api_key=key)
-    assert wait_for(
-        lambda: client.get("/api/v1/items/", **headers).status_code == 401
-    )
+    assert wait_for(lambda: client.get("/api/v1/items/", **headers).status_code == 401)
 
 
 def test_a_key_created_after_a_miss_is_accepted(live_feed, client):
@@ -218,10 +219,10 @@ def test_a_key_created_after_a_miss_is_accepted(live_feed, client):
     )
     _, raw = api_key_create(name="later")
     assert wait_for(
-        lambda: client.get(
-            "/api/v1/items/", HTTP_AUTHORIZATION=f"Bearer {raw}"
-        ).status_code
-        == 200
+        lambda: (
+            client.get("/api/v1/items/", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code
+            == 200
+        )
     )
 
 
@@ -235,7 +236,9 @@ def _rows(pks):
 def test_the_catalog_matches_the_database(live_feed):
     now = timezone.now()
     items = [
-        item_create(external_id="plain", title="Plain", categories=["b", "a"], tags=["t"]),
+        item_create(
+            external_id="plain", title="Plain", categories=["b", "a"], tags=["t"]
+        ),
         item_create(external_id="hidden", title="Hidden", is_hidden=True),
         item_create(
             external_id="later", title="Later", available_from=now + timedelta(days=1)

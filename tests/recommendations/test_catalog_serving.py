@@ -115,15 +115,15 @@ def test_a_hidden_item_leaves_the_lists_as_soon_as_it_is_notified(
     item_set_hidden(items=Item.objects.filter(external_id=top), hidden=True)
 
     def gone() -> bool:
-        return top not in [i["id"] for i in _answer(api_client, _similar(item), {})["items"]]
+        return top not in [
+            i["id"] for i in _answer(api_client, _similar(item), {})["items"]
+        ]
 
     assert wait_for(gone)
     assert api_client.get(_similar(top)).status_code == 200  # still exists
 
 
-def test_a_new_rule_applies_as_soon_as_it_is_notified(
-    trained, api_client, feed_switch
-):
+def test_a_new_rule_applies_as_soon_as_it_is_notified(trained, api_client, feed_switch):
     feed_switch(True)
     item = Item.objects.order_by("id").first().external_id
     top = _answer(api_client, _similar(item), {"n": 10})["items"][0]["id"]
@@ -134,6 +134,8 @@ def test_a_new_rule_applies_as_soon_as_it_is_notified(
     )
 
     def blocked() -> bool:
-        return top not in [i["id"] for i in _answer(api_client, _similar(item), {})["items"]]
+        return top not in [
+            i["id"] for i in _answer(api_client, _similar(item), {})["items"]
+        ]
 
     assert wait_for(blocked)

@@ -1,21 +1,21 @@
 """The catalog's flat arrays (recommendations/catalog.py), without a database."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from recommendations.catalog import Entry, _Snapshot, _State
 
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def _e(pk, ext, **kw):
-    base = dict(
-        title=f"T{pk}",
-        hidden=False,
-        available_from=None,
-        available_until=None,
-        category_ids=(),
-        tag_ids=(),
-    )
+    base = {
+        "title": f"T{pk}",
+        "hidden": False,
+        "available_from": None,
+        "available_until": None,
+        "category_ids": (),
+        "tag_ids": (),
+    }
     return Entry(pk=pk, external_id=ext, **{**base, **kw})
 
 
