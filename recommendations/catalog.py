@@ -531,12 +531,12 @@ class Catalog:
         if conn is None:  # the feed went down
             self._ready = False
             return
+        if ids is None:  # any row: read it all again (also a catalog left off
+            self._ready = False  # for its size that may now fit)
+            self.load(conn)
+            return
         state = self.state
         if state is None:
-            return
-        if ids is None:
-            self._ready = False
-            self.load(conn)
             return
         pks = sorted(ids)
         with conn.cursor() as cursor:
