@@ -30,7 +30,7 @@ from users.services import api_key_create, api_key_revoke
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_for(check, timeout: float = 5.0):
+def wait_for(check, timeout: float = 15.0):
     """Poll `check()` until it is truthy (a notification is handled in ms)."""
     deadline = time.monotonic() + timeout
     while True:
