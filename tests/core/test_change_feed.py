@@ -48,7 +48,7 @@ def listener():
     with conn.cursor() as cursor:
         cursor.execute(f"LISTEN {CHANNEL}")
 
-    def received(timeout: float = 1.0) -> list[str]:
+    def received(timeout: float = 3.0) -> list[str]:
         out = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
