@@ -1240,20 +1240,29 @@ def _graft_users(ctx: Context, artifact: str, n_users: int) -> str:
     if extra <= 0:
         return artifact
     ctx.say(f"memory: adding {extra:,} users to the model and the database")
-    conn = db.connect(ctx.db_url)
-    with conn.cursor() as cur:
-        import io
+    name = f"{artifact_store.artifact_name(artifact)}-mem{n_users}"
+    existing = EndUser.objects.filter(external_id__startswith="mem-user-").count()
+    if existing == extra and artifact_store.artifact_exists(name=name):
+        # a kept database (--reuse-db) and its work dir: the same graft (same seed)
+        return name
+    if existing != extra:
+        conn = db.connect(ctx.db_url)
+        with conn.cursor() as cur:
+            import io
 
-        buf = io.StringIO(
-            "".join(f"mem-user-{i}\t{{}}\tnow\tnow\n" for i in range(extra))
-        )
-        cur.copy_expert(
-            "COPY users_enduser (external_id, attributes, created_at, updated_at) "
-            "FROM STDIN",
-            buf,
-        )
-    conn.commit()
-    conn.close()
+            cur.execute(
+                "DELETE FROM users_enduser WHERE external_id LIKE 'mem-user-%'"
+            )
+            buf = io.StringIO(
+                "".join(f"mem-user-{i}\t{{}}\tnow\tnow\n" for i in range(extra))
+            )
+            cur.copy_expert(
+                "COPY users_enduser (external_id, attributes, created_at, updated_at) "
+                "FROM STDIN",
+                buf,
+            )
+        conn.commit()
+        conn.close()
     new_pks = np.array(
         EndUser.objects.filter(external_id__startswith="mem-user-")
         .order_by("id")
@@ -1270,7 +1279,7 @@ def _graft_users(ctx: Context, artifact: str, n_users: int) -> str:
     bundle.user_biases = np.concatenate(
         [bundle.user_biases, np.zeros(extra, dtype=np.float32)]
     )
-    name = f"{artifact_store.artifact_name(artifact)}-mem{n_users}"
+    artifact_store.artifact_delete(name=name)  # a past run's (other user pks), if any
     directory = artifact_store.artifact_staging_dir(name=name)
     save_artifacts(bundle, directory)
     return artifact_store.artifact_publish(source_dir=directory, name=name)
