@@ -60,14 +60,31 @@ _ITEM_TAG = Item.tags.through._meta.db_table
 ITEM_TABLES = (_ITEM, _ITEM_CAT, _ITEM_TAG)
 LABEL_TABLES = (Category._meta.db_table, Tag._meta.db_table)
 
+# The row versions an item's catalog entry is made of: its own row's and its label
+# links' (xmin: the transaction that wrote each version, changed by every UPDATE),
+# hashed. A snapshot keeps them, so a process that inherits it can find exactly what
+# changed since (`Catalog.catch_up`).
+_LABELS = (
+    "LEFT JOIN LATERAL (SELECT array_agg(x.{col} ORDER BY x.id) AS ids, "
+    "string_agg(x.xmin::text || ':' || x.{col}::text, ',' ORDER BY x.id) AS v "
+    "FROM {table} x WHERE x.item_id = i.id) {alias} ON true "
+)
+_FROM = (
+    f"FROM {_ITEM} i "
+    + _LABELS.format(col="category_id", table=_ITEM_CAT, alias="c")
+    + _LABELS.format(col="tag_id", table=_ITEM_TAG, alias="t")
+)
+_VERSION = (
+    "hashtextextended(i.xmin::text || '|' || coalesce(c.v, '') || '|' || "
+    "coalesce(t.v, ''), 0)"
+)
 _SELECT = (
     "SELECT i.id, i.external_id, i.title, i.is_hidden, "
     "extract(epoch FROM i.available_from)::float8, "
     "extract(epoch FROM i.available_until)::float8, "
-    f"ARRAY(SELECT c.category_id FROM {_ITEM_CAT} c WHERE c.item_id = i.id), "
-    f"ARRAY(SELECT t.tag_id FROM {_ITEM_TAG} t WHERE t.item_id = i.id) "
-    f"FROM {_ITEM} i "
+    f"c.ids, t.ids, {_VERSION} " + _FROM
 )
+_VERSIONS = f"SELECT i.id, {_VERSION} " + _FROM + "ORDER BY i.id"
 
 
 @dataclass(frozen=True)
@@ -157,11 +174,15 @@ class _SnapshotBuilder:
         self.cat_len: list[np.ndarray] = []
         self.tags: list[np.ndarray] = []
         self.tag_len: list[np.ndarray] = []
+        self.versions: list[np.ndarray] = []
 
     def add(self, rows: list) -> None:
         n = len(rows)
         nan = math.nan
         self.pks.append(np.fromiter((r[0] for r in rows), np.int64, n))
+        self.versions.append(
+            np.fromiter((r[8] if len(r) > 8 else 0 for r in rows), np.int64, n)
+        )
         self.hidden.append(np.fromiter((bool(r[3]) for r in rows), bool, n))
         self.available_from.append(
             np.fromiter((nan if r[4] is None else r[4] for r in rows), np.float64, n)
@@ -207,6 +228,7 @@ class _SnapshotBuilder:
             tags=_Csr(cat(self.tags, np.int32), _offsets(self.tag_len)),
             hash_order=order,
             hashes=hashes[order],
+            versions=cat(self.versions, np.int64),
         )
 
 
@@ -224,6 +246,7 @@ class _Snapshot:
     tags: _Csr
     hash_order: np.ndarray
     hashes: np.ndarray
+    versions: np.ndarray  # row-version fingerprint per item (see _VERSION)
 
     @classmethod
     def of(cls, entries: list[Entry]) -> _Snapshot:
@@ -293,6 +316,7 @@ class _Snapshot:
             self.available_until,
             self.hash_order,
             self.hashes,
+            self.versions,
         )
         return (
             sum(a.nbytes for a in arrays)
@@ -341,13 +365,14 @@ class Catalog:
         self._ready = False
         self._lock = threading.Lock()
         self.loads = 0
+        self.catch_ups = 0
         self.load_seconds = 0.0
 
     # ------------------------------------------------------------------ reads
 
     def ready(self) -> bool:
         """True when requests may read the catalog instead of PostgreSQL."""
-        return feed.live() and self._ready and self.state is not None
+        return self._ready and self.state is not None and feed.live()
 
     def pk_of(self, external_id: str) -> int | None:
         state = self.state
@@ -470,6 +495,7 @@ class Catalog:
             "changed_since_load": len(state.overrides) if state else 0,
             "bytes": state.snapshot.nbytes() if state else 0,
             "loads": self.loads,
+            "catch_ups": self.catch_ups,
             "last_load_s": round(self.load_seconds, 3),
         }
 
@@ -545,18 +571,13 @@ class Catalog:
         with conn.cursor() as cursor:
             cursor.execute(_SELECT + "WHERE i.id = ANY(%s)", [pks])
             fresh = {int(r[0]): _entry(r) for r in cursor.fetchall()}
-        overrides = dict(state.overrides)
-        external = dict(state.external)
-        for pk in pks:
-            old = self.entries([pk]).get(pk)
-            new = fresh.get(pk)
-            overrides[pk] = new
-            if old is not None and (new is None or old.external_id != new.external_id):
-                external[old.external_id] = None
-            if new is not None:
-                external[new.external_id] = pk
-        limit = max(OVERRIDES_MIN, int(OVERRIDES_SHARE * len(state.snapshot)))
-        if len(overrides) > limit:
+        overrides, external = _apply(
+            state.snapshot,
+            state.overrides,
+            state.external,
+            {pk: fresh.get(pk) for pk in pks},
+        )
+        if len(overrides) > _overrides_limit(state.snapshot):
             self.load(conn)
             return
         self.state = _State(
@@ -586,18 +607,126 @@ class Catalog:
         )
 
     def on_connect(self, conn) -> None:
-        # Anything may have changed while no one listened: read it all again.
+        # Anything may have changed while no one listened: bring the snapshot this
+        # process has (inherited from gunicorn's master, or its own from before a
+        # lost connection) up to date, or read everything again.
         self._ready = False
         try:
-            self.load(conn)
+            if not self.catch_up(conn):
+                self.load(conn)
         except Exception:
             self.state = None
             raise
+
+    def catch_up(self, conn) -> bool:
+        """Re-read exactly the items whose rows changed since the snapshot was read
+        (their row versions differ, or they are new or gone); False when there is no
+        snapshot or too much changed (then `load` reads it all).
+
+        Exact, not time-based: every write to an item or its label links gives the
+        row a new version. The feed is already listening, so whatever commits after
+        this query is notified.
+        """
+        state = self.state
+        if state is None or max_items() <= 0:
+            return False
+        snap = state.snapshot
+        with conn.cursor() as cursor:
+            cursor.execute(_VERSIONS)
+            rows = cursor.fetchall()
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        versions = np.fromiter((r[1] for r in rows), np.int64, len(rows))
+        del rows
+        if snap.pks.size:
+            pos = np.minimum(np.searchsorted(snap.pks, ids), snap.pks.size - 1)
+            same = (snap.pks[pos] == ids) & (snap.versions[pos] == versions)
+        else:
+            same = np.zeros(ids.size, dtype=bool)
+        changed = ids[~same].tolist()
+        gone = np.setdiff1d(snap.pks, ids, assume_unique=True).tolist()
+        if len(changed) + len(gone) > _overrides_limit(snap):
+            return False
+        fresh: dict[int, Entry | None] = dict.fromkeys(gone)
+        with conn.cursor() as cursor:
+            for start in range(0, len(changed), LOAD_CHUNK):
+                part = changed[start : start + LOAD_CHUNK]
+                cursor.execute(_SELECT + "WHERE i.id = ANY(%s)", [part])
+                for r in cursor.fetchall():
+                    fresh[int(r[0])] = _entry(r)
+        for pk in changed:
+            fresh.setdefault(pk, None)  # deleted since the versions were read
+        overrides, external = _apply(snap, {}, {}, fresh)
+        categories, tags = _label_names(conn)
+        self.state = _State(
+            snapshot=snap,
+            overrides=overrides,
+            external=external,
+            category_names=categories,
+            tag_names=tags,
+            loaded_at=state.loaded_at,
+        )
+        self.catch_ups += 1
+        self._ready = True
+        logger.info(
+            "serving catalog: caught up with %s changed items", len(overrides)
+        )
+        return True
+
+    def preload(self) -> bool:
+        """Read the catalog without listening: gunicorn's master does, before it
+        forks the workers, which then share the snapshot's pages copy-on-write (as
+        they share the model) and only catch up on what changed since. Not used
+        here until a feed of this process is live."""
+        if not feed.enabled() or max_items() <= 0:
+            return False
+        import psycopg2
+        from django.db import connections
+
+        conn = psycopg2.connect(**connections["default"].get_connection_params())
+        try:
+            conn.autocommit = True
+            self.load(conn)
+        finally:
+            conn.close()
+            self._ready = False
+        return self.state is not None
 
     def forget(self) -> None:
         """Drop the catalog (tests); the next connection of the feed reloads it."""
         self._ready = False
         self.state = None
+
+
+def _overrides_limit(snapshot: _Snapshot) -> int:
+    return max(OVERRIDES_MIN, int(OVERRIDES_SHARE * len(snapshot)))
+
+
+def _apply(
+    snapshot: _Snapshot,
+    overrides: dict,
+    external: dict,
+    fresh: dict[int, Entry | None],
+) -> tuple[dict, dict]:
+    """New (overrides, external ids) with the items of `fresh` (None: deleted)."""
+    overrides = dict(overrides)
+    external = dict(external)
+    olds = {}
+    for pk in fresh:
+        if pk in overrides:
+            olds[pk] = overrides[pk]
+        else:
+            i = snapshot.row_of(pk)
+            olds[pk] = snapshot.entry(i) if i is not None else None
+    # Removals first: an id one item gives up may be taken by another of the batch.
+    for pk, new in fresh.items():
+        old = olds[pk]
+        if old is not None and (new is None or old.external_id != new.external_id):
+            external[old.external_id] = None
+    for pk, new in fresh.items():
+        overrides[pk] = new
+        if new is not None:
+            external[new.external_id] = pk
+    return overrides, external
 
 
 def _release_freed_memory() -> None:

@@ -223,17 +223,21 @@ class ChangeFeed:
     def _listen(self, conn, stop: threading.Event) -> None:
         idle_since = time.monotonic()
         while not stop.is_set():
-            ready, _, _ = select.select([conn], [], [], 0.5)
-            if not ready:
-                if time.monotonic() - idle_since > IDLE_PING_S:
-                    with conn.cursor() as cursor:  # notices a dead server
-                        cursor.execute("SELECT 1")
-                    idle_since = time.monotonic()
-                continue
-            idle_since = time.monotonic()
-            conn.poll()
+            # Notifications that arrived while this connection ran a query (a
+            # handler's re-read, a catch-up) are already read off the socket: handle
+            # them before waiting on it again, or they would wait for the next one.
             if not conn.notifies:
-                continue
+                ready, _, _ = select.select([conn], [], [], 0.5)
+                if not ready:
+                    if time.monotonic() - idle_since > IDLE_PING_S:
+                        with conn.cursor() as cursor:  # notices a dead server
+                            cursor.execute("SELECT 1")
+                        idle_since = time.monotonic()
+                    continue
+                idle_since = time.monotonic()
+                conn.poll()
+                if not conn.notifies:
+                    continue
             payloads = [n.payload for n in conn.notifies]
             del conn.notifies[:]
             changes = [c for p in payloads if (c := Change.parse(p)) is not None]

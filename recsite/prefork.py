@@ -195,6 +195,20 @@ def _release_freed_memory() -> None:
         pass
 
 
+def _refresh_catalog() -> None:
+    """Read the item catalog again before re-forking, so the new workers share a
+    fresh snapshot and catch up on little (recommendations/catalog.py)."""
+    if os.environ.get("GUNICORN_PRELOAD_CATALOG", "1") == "0":
+        return
+    from recommendations.catalog import catalog
+
+    with _lock:  # no fork while its connection is open
+        try:
+            catalog.preload()
+        except Exception:  # noqa: BLE001 - the workers read their own
+            _log.warning("item catalog could not be preloaded", exc_info=True)
+
+
 def _reload_needed(loaded: int | None, now: float) -> bool:
     if loaded == _workers_version:
         return False
@@ -220,6 +234,7 @@ def _run(master_pid: int) -> None:
             now = time.monotonic()
             if _reload_needed(loaded, now):
                 if loaded != previous:
+                    _refresh_catalog()
                     _release_freed_memory()
                 _log.info(
                     "model version %s loaded by the master (workers serve %s): "

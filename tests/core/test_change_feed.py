@@ -194,6 +194,31 @@ def test_a_lost_connection_turns_the_caches_off_until_it_is_back(live_feed):
     assert catalog.pk_of("after-the-outage") == item.pk
 
 
+def test_a_notification_arriving_during_a_handlers_query_is_not_left_waiting(
+    live_feed,
+):
+    seen = []
+
+    def slow_handler(table, ids, conn):
+        if conn is None:
+            return
+        seen.append(ids)
+        if len(seen) == 1:
+            with connection.cursor() as cursor:  # the second one, mid-query
+                cursor.execute("SELECT pg_notify(%s, 'test_slow_table:2')", [CHANNEL])
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(0.3)")
+
+    live_feed.subscribe("test_slow_table", slow_handler)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, 'test_slow_table:1')", [CHANNEL])
+        assert wait_for(lambda: len(seen) == 2, timeout=5), seen
+        assert seen == [frozenset({1}), frozenset({2})]
+    finally:
+        live_feed._handlers["test_slow_table"].remove(slow_handler)
+
+
 # -------------------------------------------------------------------- API keys
 
 
@@ -257,6 +282,7 @@ def test_the_catalog_matches_the_database(live_feed):
     assert all(db_rows[pk].visible == states[pk][1] for pk in pks)
     # ... and from a snapshot loaded with them in (the flat arrays).
     live_feed.stop()
+    catalog.forget()
     assert live_feed.wait_live(10) and wait_for(catalog.ready)
     assert catalog.stats()["changed_since_load"] == 0
     assert _rows(pks) == db_rows
@@ -286,6 +312,48 @@ def test_the_catalog_follows_every_kind_of_write(live_feed):
     item_delete(item=item)
     assert wait_for(lambda: pk not in _rows([pk]))
     assert catalog.pk_of("x1-new") is None
+
+
+def test_a_snapshot_read_before_listening_catches_up_on_exactly_what_changed(
+    settings,
+):
+    """gunicorn's master reads the catalog before it forks; each worker's feed then
+    re-reads only the items whose rows changed meanwhile, label links included."""
+    from items.models import Tag
+
+    keep = item_create(external_id="keep", title="Keep", categories=["c"])
+    renamed = item_create(external_id="renamed", title="Old title")
+    relabelled = item_create(external_id="relabelled", title="R", tags=["t1"])
+    unlinked = item_create(external_id="unlinked", title="U", categories=["c"])
+    doomed = item_create(external_id="doomed", title="D")
+    settings.RECSITE = {**settings.RECSITE, "CHANGE_FEED": True}
+    feed.stop()
+    catalog.forget()
+    try:
+        assert catalog.preload()  # as the master does: not listening
+        assert not catalog.ready()
+        loads, catch_ups = catalog.loads, catalog.catch_ups
+        # Writes no one hears about:
+        item_update(item=renamed, title="New title")
+        relabelled.tags.add(Tag.objects.create(name="t2"))  # a link only
+        unlinked.categories.clear()
+        item_delete(item=doomed)
+        born = item_create(external_id="born", title="B")
+        Category.objects.filter(name="c").update(name="c-renamed")
+
+        assert feed.wait_live(10), feed.last_error  # a worker's feed starts
+        assert wait_for(catalog.ready)
+        assert catalog.loads == loads and catalog.catch_ups == catch_ups + 1  # no full read
+        assert catalog.stats()["changed_since_load"] == 5  # `keep` is untouched
+        pks = [keep.pk, renamed.pk, relabelled.pk, unlinked.pk, born.pk]
+        _, db_rows = item_states(pks, now=timezone.now(), rows_for=pks)
+        assert _rows([*pks, 999_999]) == db_rows
+        assert _rows([keep.pk])[keep.pk].categories == ("c-renamed",)
+        assert catalog.pk_of("doomed") is None
+        assert catalog.pk_of("born") == born.pk
+    finally:
+        feed.stop()
+        catalog.forget()
 
 
 def test_a_bulk_write_reloads_the_catalog(live_feed, monkeypatch):
@@ -323,7 +391,7 @@ def test_a_catalog_over_its_limit_is_not_used(settings):
 
 def test_health_shows_the_feed_and_the_catalog(live_feed, client):
     ItemFactory.create_batch(2)
-    assert wait_for(lambda: catalog.stats()["items"] == 2)
+    assert wait_for(lambda: catalog.stats()["items"] == 2), catalog.stats()
     body = client.get("/api/v1/health/").json()
     assert body["status"] == "ok"
     assert body["change_feed"]["status"] == "live"
