@@ -665,6 +665,8 @@ class Catalog:
             tag_names=tags,
             loaded_at=state.loaded_at,
         )
+        del ids, versions, same, fresh
+        _release_freed_memory()
         self.catch_ups += 1
         self._ready = True
         logger.info(
