@@ -49,6 +49,10 @@ from recsite.changes import feed
 logger = logging.getLogger(__name__)
 
 LOAD_CHUNK = 50_000
+# A notification naming more items than this (or "any row") is a bulk write: the
+# catalog is set aside and caught up after QUIET_S seconds without one.
+BULK_IDS = 200
+QUIET_S = 1.0
 # Changed items kept beside the snapshot before it is rebuilt (as a share of the
 # catalog, and at least this many).
 OVERRIDES_SHARE = 0.1
@@ -366,6 +370,7 @@ class Catalog:
         self._lock = threading.Lock()
         self.loads = 0
         self.catch_ups = 0
+        self._bulk_at: float | None = None  # monotonic time of the last bulk write
         self.load_seconds = 0.0
 
     # ------------------------------------------------------------------ reads
@@ -560,10 +565,15 @@ class Catalog:
         if conn is None:  # the feed went down
             self._ready = False
             return
-        if ids is None:  # any row: read it all again (also a catalog left off
-            self._ready = False  # for its size that may now fit)
-            self.load(conn)
+        if ids is None or len(ids) > BULK_IDS:
+            # A bulk write (an import batch, a mass update): stop using the catalog
+            # and catch up once item writes have been quiet for QUIET_S (`tick`),
+            # rather than re-reading after every batch of an import.
+            self._ready = False
+            self._bulk_at = time.monotonic()
             return
+        if self._bulk_at is not None:
+            return  # the catch-up after the bulk write covers it
         state = self.state
         if state is None:
             return
@@ -580,14 +590,30 @@ class Catalog:
         if len(overrides) > _overrides_limit(state.snapshot):
             self.load(conn)
             return
+        categories, tags = state.category_names, state.tag_names
+        if any(
+            c not in categories for e in fresh.values() for c in e.category_ids
+        ) or any(g not in tags for e in fresh.values() for g in e.tag_ids):
+            # A label created with the item, its notification not handled yet.
+            categories, tags = _label_names(conn)
         self.state = _State(
             snapshot=state.snapshot,
             overrides=overrides,
             external=external,
-            category_names=state.category_names,
-            tag_names=state.tag_names,
+            category_names=categories,
+            tag_names=tags,
             loaded_at=state.loaded_at,
         )
+
+    def tick(self, conn) -> None:
+        """The feed's regular call: catch up after a bulk write has gone quiet (or
+        read everything when there is no snapshot, e.g. one left off for its size
+        that may now fit)."""
+        if self._bulk_at is None or time.monotonic() - self._bulk_at < QUIET_S:
+            return
+        self._bulk_at = None
+        if not self.catch_up(conn):
+            self.load(conn)
 
     def on_labels_changed(self, table: str, ids, conn) -> None:
         if conn is None:
@@ -611,6 +637,7 @@ class Catalog:
         # process has (inherited from gunicorn's master, or its own from before a
         # lost connection) up to date, or read everything again.
         self._ready = False
+        self._bulk_at = None
         try:
             if not self.catch_up(conn):
                 self.load(conn)
@@ -762,6 +789,7 @@ for _table in ITEM_TABLES:
 for _table in LABEL_TABLES:
     feed.subscribe(_table, catalog.on_labels_changed)
 feed.on_connect(catalog.on_connect)
+feed.on_tick(catalog.tick)
 
 
 def live_catalog() -> Catalog | None:

@@ -49,6 +49,7 @@ CHANNEL = "recsite_changes"
 APPLICATION_NAME = "recsite-change-feed"
 RECONNECT_S = (0.5, 1.0, 2.0, 5.0)
 IDLE_PING_S = 30.0
+TICK_S = 0.5
 
 # Handler: (table, ids or None for "any row", the feed's connection or None when the
 # feed just went down) -> None. It runs in the feed's thread.
@@ -99,6 +100,7 @@ class ChangeFeed:
         self._counters: dict[str, int] = {}
         self._handlers: dict[str, list[Handler]] = {}
         self._connect_hooks: list[Callable[[object], None]] = []
+        self._tick_hooks: list[Callable[[object], None]] = []
         self._pid: int | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -122,6 +124,12 @@ class ChangeFeed:
         with ids None and connection None when the feed goes down."""
         with self._lock:
             self._handlers.setdefault(table, []).append(handler)
+
+    def on_tick(self, hook: Callable[[object], None]) -> None:
+        """Call `hook(connection)` in the feed's thread about every TICK_S while
+        live, whether notifications arrive or not (deferred work: a debounce)."""
+        with self._lock:
+            self._tick_hooks.append(hook)
 
     def on_connect(self, hook: Callable[[object], None]) -> None:
         """Call `hook(connection)` after each (re)connection, once LISTEN is on and
@@ -221,13 +229,17 @@ class ChangeFeed:
                 stop.wait(RECONNECT_S[min(failures, len(RECONNECT_S)) - 1])
 
     def _listen(self, conn, stop: threading.Event) -> None:
-        idle_since = time.monotonic()
+        idle_since = last_tick = time.monotonic()
         while not stop.is_set():
+            if time.monotonic() - last_tick >= TICK_S:
+                last_tick = time.monotonic()
+                for hook in list(self._tick_hooks):
+                    hook(conn)  # a failure goes down and reconnects, as a handler's
             # Notifications that arrived while this connection ran a query (a
             # handler's re-read, a catch-up) are already read off the socket: handle
             # them before waiting on it again, or they would wait for the next one.
             if not conn.notifies:
-                ready, _, _ = select.select([conn], [], [], 0.5)
+                ready, _, _ = select.select([conn], [], [], TICK_S)
                 if not ready:
                     if time.monotonic() - idle_since > IDLE_PING_S:
                         with conn.cursor() as cursor:  # notices a dead server
