@@ -52,19 +52,24 @@ def pg_proxy(transactional_db):
     proxy.stop()
 
 
+def proxied_env(pg_proxy, private_redis, **extra: str) -> dict[str, str]:
+    """The environment of a server on the test database through `pg_proxy`, with
+    the private Redis."""
+    return {
+        "DATABASE_URL": database_url(
+            connection.settings_dict, host=LOOPBACK, port=pg_proxy.port
+        ),
+        "DB_CONNECT_TIMEOUT": "2",
+        "REDIS_URL": private_redis.url,
+        "CELERY_BROKER_URL": private_redis.url,
+        **extra,
+    }
+
+
 @pytest.fixture
 def gunicorn_via_proxy(pg_proxy, private_redis, tmp_path):
     """gunicorn on the test database through `pg_proxy`, with the private Redis."""
-    server = Gunicorn(
-        {
-            "DATABASE_URL": database_url(
-                connection.settings_dict, host=LOOPBACK, port=pg_proxy.port
-            ),
-            "DB_CONNECT_TIMEOUT": "2",
-            "REDIS_URL": private_redis.url,
-            "CELERY_BROKER_URL": private_redis.url,
-        }
-    )
+    server = Gunicorn(proxied_env(pg_proxy, private_redis))
     server.start(tmp_path / "gunicorn.log")
     yield server
     server.stop()

@@ -13,8 +13,8 @@ import requests
 
 from recsite.exceptions import DATABASE_UNAVAILABLE
 from tests.factories import InteractionTypeFactory, ItemFactory
-from tests.reliability.conftest import admin_session
-from tests.reliability.servers import LOOPBACK, Gunicorn, database_url, wait_until
+from tests.reliability.conftest import admin_session, proxied_env
+from tests.reliability.servers import Gunicorn, wait_until
 
 LEAKS = ("Traceback", "OperationalError", "psycopg2", 'File "', "connection to server")
 
@@ -133,23 +133,11 @@ def test_the_change_feed_goes_down_with_the_database_and_comes_back(
 ):
     """With the feed on (as in production), a restart turns the in-memory caches off
     and the feed reconnects by itself; notifications then arrive again."""
-    from django.db import connection
-
     from users.models import ApiKey
     from users.services import api_key_revoke
 
     ItemFactory(external_id="outage-item")
-    server = Gunicorn(
-        {
-            "DATABASE_URL": database_url(
-                connection.settings_dict, host=LOOPBACK, port=pg_proxy.port
-            ),
-            "DB_CONNECT_TIMEOUT": "2",
-            "REDIS_URL": private_redis.url,
-            "CELERY_BROKER_URL": private_redis.url,
-            "CHANGE_FEED": "1",
-        }
-    )
+    server = Gunicorn(proxied_env(pg_proxy, private_redis, CHANGE_FEED="1"))
     server.start(tmp_path / "gunicorn.log")
     try:
         base = server.base_url
