@@ -793,5 +793,6 @@ feed.on_tick(catalog.tick)
 
 
 def live_catalog() -> Catalog | None:
-    """The catalog when requests may use it, else None (read PostgreSQL)."""
-    return catalog if catalog.ready() else None
+    """The catalog when requests may use it, else None (read PostgreSQL). Starts
+    this process's feed if it is not running (it loads or catches up the catalog)."""
+    return catalog if feed.live() and catalog.ready() else None
