@@ -42,16 +42,12 @@ def when_ready(server):
             current_model()
         except Exception:  # noqa: BLE001 - workers load it on their first request
             server.log.warning("active model could not be preloaded", exc_info=True)
-    if os.environ.get("GUNICORN_PRELOAD_CATALOG", "1") != "0":
-        # The item catalog too (recommendations/catalog.py): the workers share its
-        # arrays and, once their change feed listens, re-read only the items whose
-        # rows changed since (about 13 MB per worker at 100,000 items otherwise).
-        try:
-            from recommendations.catalog import catalog
+    # The item catalog too: the workers share its arrays and, once their change
+    # feed listens, re-read only the items whose rows changed since (about 13 MB per
+    # worker at 100,000 items otherwise).
+    from recsite.prefork import preload_catalog
 
-            catalog.preload()
-        except Exception:  # noqa: BLE001 - each worker then reads its own
-            server.log.warning("item catalog could not be preloaded", exc_info=True)
+    preload_catalog(server.log)
     # Nothing opened in the master may be shared by the forked workers.
     from django.core.cache import caches
     from django.db import connections

@@ -11,10 +11,10 @@ quarter of a millisecond of the two cores per request under load
 
 * A `_Snapshot` of the whole catalog in flat arrays (ids, flags, availability as
   unix seconds, UTF-8 blobs of external ids and titles with offsets, label ids as
-  CSR arrays): about 100 bytes per item, against some 570 as Python row objects,
+  CSR arrays): about 130 bytes per item, against some 570 as Python row objects,
   and nothing the garbage collector walks.
-* `overrides`: the items changed since the snapshot (re-read one by one as their
-  notifications arrive; `None` for a deleted item). Past `OVERRIDES_MAX` the
+* `overrides`: the items changed since the snapshot (re-read as their
+  notifications arrive; `None` for a deleted item). Past `_overrides_limit` the
   snapshot is rebuilt.
 
 The feed's thread does every write (load, re-reads, rebuilds) with the feed's own
@@ -31,12 +31,10 @@ reads PostgreSQL for every request, as before); 0 turns the catalog off.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import math
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -45,6 +43,7 @@ from django.conf import settings
 from items.models import Category, Item, Tag
 from recommendations.selectors.serving import ItemRow
 from recsite.changes import feed
+from recsite.memory import trim_heap
 
 logger = logging.getLogger(__name__)
 
@@ -184,9 +183,7 @@ class _SnapshotBuilder:
         n = len(rows)
         nan = math.nan
         self.pks.append(np.fromiter((r[0] for r in rows), np.int64, n))
-        self.versions.append(
-            np.fromiter((r[8] if len(r) > 8 else 0 for r in rows), np.int64, n)
-        )
+        self.versions.append(np.fromiter((r[8] for r in rows), np.int64, n))
         self.hidden.append(np.fromiter((bool(r[3]) for r in rows), bool, n))
         self.available_from.append(
             np.fromiter((nan if r[4] is None else r[4] for r in rows), np.float64, n)
@@ -267,6 +264,7 @@ class _Snapshot:
                     e.available_until,
                     e.category_ids,
                     e.tag_ids,
+                    0,  # no row version: never caught up
                 )
                 for e in entries
             ]
@@ -341,7 +339,8 @@ class _State:
     category_names: dict
     tag_names: dict
     loaded_at: float
-    _names: dict = field(default_factory=dict, compare=False, repr=False)
+    # Memo of label_tuple; a new state (`replace`) starts an empty one.
+    _names: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def label_tuple(self, kind: str, ids) -> tuple[str, ...]:
         """Sorted names of label ids (a tuple of ids, or int32 bytes), memoized:
@@ -367,7 +366,6 @@ class Catalog:
     def __init__(self) -> None:
         self.state: _State | None = None
         self._ready = False
-        self._lock = threading.Lock()
         self.loads = 0
         self.catch_ups = 0
         self._bulk_at: float | None = None  # monotonic time of the last bulk write
@@ -377,7 +375,7 @@ class Catalog:
 
     def ready(self) -> bool:
         """True when requests may read the catalog instead of PostgreSQL."""
-        return self._ready and self.state is not None and feed.live()
+        return feed.live() and self._ready and self.state is not None
 
     def pk_of(self, external_id: str) -> int | None:
         state = self.state
@@ -400,20 +398,6 @@ class Catalog:
             pk = self.pk_of(external_id)
             if pk is not None:
                 out[external_id] = pk
-        return out
-
-    def entries(self, pks: list[int]) -> dict[int, Entry]:
-        state = self.state
-        snapshot = state.snapshot
-        overrides = state.overrides
-        out: dict[int, Entry] = {}
-        for pk, i in zip(pks, snapshot.rows_of(pks)):
-            if pk in overrides:
-                entry = overrides[pk]
-                if entry is not None:
-                    out[pk] = entry
-            elif i is not None:
-                out[pk] = snapshot.entry(i)
         return out
 
     def rows(self, pks: list[int], *, now: datetime) -> dict[int, ItemRow]:
@@ -477,20 +461,11 @@ class Catalog:
         state = self.state
         if state is None:
             return 0
-        snap = len(state.snapshot)
-        return (
-            snap
-            + sum(
-                1
-                for pk, e in state.overrides.items()
-                if e is not None and state.snapshot.row_of(pk) is None
-            )
-            - sum(
-                1
-                for pk, e in state.overrides.items()
-                if e is None and state.snapshot.row_of(pk) is not None
-            )
-        )
+        count = len(state.snapshot)
+        for pk, entry in state.overrides.items():
+            in_snapshot = state.snapshot.row_of(pk) is not None
+            count += (entry is not None) - in_snapshot  # new +1, deleted -1
+        return count
 
     def stats(self) -> dict:
         state = self.state
@@ -551,7 +526,7 @@ class Catalog:
             loaded_at=time.time(),
         )
         del builder
-        _release_freed_memory()
+        trim_heap()  # the rows as read, about twice the arrays (feed thread's arena)
         self.loads += 1
         self.load_seconds = time.monotonic() - started
         self._ready = True
@@ -562,9 +537,6 @@ class Catalog:
         )
 
     def on_items_changed(self, table: str, ids, conn) -> None:
-        if conn is None:  # the feed went down
-            self._ready = False
-            return
         if ids is None or len(ids) > BULK_IDS:
             # A bulk write (an import batch, a mass update): stop using the catalog
             # and catch up once item writes have been quiet for QUIET_S (`tick`),
@@ -578,31 +550,29 @@ class Catalog:
         if state is None:
             return
         pks = sorted(ids)
-        with conn.cursor() as cursor:
-            cursor.execute(_SELECT + "WHERE i.id = ANY(%s)", [pks])
-            fresh = {int(r[0]): _entry(r) for r in cursor.fetchall()}
+        fresh = _read_entries(conn, pks)
         overrides, external = _apply(
             state.snapshot,
             state.overrides,
             state.external,
-            {pk: fresh.get(pk) for pk in pks},
+            fresh,
         )
         if len(overrides) > _overrides_limit(state.snapshot):
             self.load(conn)
             return
         categories, tags = state.category_names, state.tag_names
-        if any(
-            c not in categories for e in fresh.values() for c in e.category_ids
-        ) or any(g not in tags for e in fresh.values() for g in e.tag_ids):
+        present = [e for e in fresh.values() if e is not None]
+        if any(c not in categories for e in present for c in e.category_ids) or any(
+            g not in tags for e in present for g in e.tag_ids
+        ):
             # A label created with the item, its notification not handled yet.
             categories, tags = _label_names(conn)
-        self.state = _State(
-            snapshot=state.snapshot,
+        self.state = replace(
+            state,
             overrides=overrides,
             external=external,
             category_names=categories,
             tag_names=tags,
-            loaded_at=state.loaded_at,
         )
 
     def tick(self, conn) -> None:
@@ -616,21 +586,11 @@ class Catalog:
             self.load(conn)
 
     def on_labels_changed(self, table: str, ids, conn) -> None:
-        if conn is None:
-            self._ready = False
-            return
         state = self.state
         if state is None:
             return
         categories, tags = _label_names(conn)
-        self.state = _State(
-            snapshot=state.snapshot,
-            overrides=state.overrides,
-            external=state.external,
-            category_names=categories,
-            tag_names=tags,
-            loaded_at=state.loaded_at,
-        )
+        self.state = replace(state, category_names=categories, tag_names=tags)
 
     def on_connect(self, conn) -> None:
         # Anything may have changed while no one listened: bring the snapshot this
@@ -674,31 +634,22 @@ class Catalog:
         if len(changed) + len(gone) > _overrides_limit(snap):
             return False
         fresh: dict[int, Entry | None] = dict.fromkeys(gone)
-        with conn.cursor() as cursor:
-            for start in range(0, len(changed), LOAD_CHUNK):
-                part = changed[start : start + LOAD_CHUNK]
-                cursor.execute(_SELECT + "WHERE i.id = ANY(%s)", [part])
-                for r in cursor.fetchall():
-                    fresh[int(r[0])] = _entry(r)
-        for pk in changed:
-            fresh.setdefault(pk, None)  # deleted since the versions were read
+        for start in range(0, len(changed), LOAD_CHUNK):
+            fresh.update(_read_entries(conn, changed[start : start + LOAD_CHUNK]))
         overrides, external = _apply(snap, {}, {}, fresh)
         categories, tags = _label_names(conn)
-        self.state = _State(
-            snapshot=snap,
+        self.state = replace(
+            state,
             overrides=overrides,
             external=external,
             category_names=categories,
             tag_names=tags,
-            loaded_at=state.loaded_at,
         )
         del ids, versions, same, fresh
-        _release_freed_memory()
+        trim_heap()
         self.catch_ups += 1
         self._ready = True
-        logger.info(
-            "serving catalog: caught up with %s changed items", len(overrides)
-        )
+        logger.info("serving catalog: caught up with %s changed items", len(overrides))
         return True
 
     def preload(self) -> bool:
@@ -758,16 +709,14 @@ def _apply(
     return overrides, external
 
 
-def _release_freed_memory() -> None:
-    """Give the load's transient memory (the rows as read, about twice the arrays)
-    back to the system. The feed's thread allocates from its own glibc arena, which
-    otherwise keeps it: measured at 100,000 items, a worker's RSS grew by 34 MB per
-    load without this and 17 MB with it, for 12.3 MB of arrays."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to trim
-        return
-    libc.malloc_trim(0)
+def _read_entries(conn, pks: list[int]) -> dict[int, Entry | None]:
+    """The entries of these items as they are now; None for those deleted."""
+    fresh: dict[int, Entry | None] = dict.fromkeys(pks)
+    with conn.cursor() as cursor:
+        cursor.execute(_SELECT + "WHERE i.id = ANY(%s)", [pks])
+        for r in cursor.fetchall():
+            fresh[int(r[0])] = _entry(r)
+    return fresh
 
 
 def _label_names(conn) -> tuple[dict[int, str], dict[int, str]]:
@@ -795,4 +744,4 @@ feed.on_tick(catalog.tick)
 def live_catalog() -> Catalog | None:
     """The catalog when requests may use it, else None (read PostgreSQL). Starts
     this process's feed if it is not running (it loads or catches up the catalog)."""
-    return catalog if feed.live() and catalog.ready() else None
+    return catalog if catalog.ready() else None

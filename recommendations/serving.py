@@ -48,7 +48,7 @@ from recommendations.selectors.rules import (
     rules_in_effect,
 )
 from recommendations.selectors.training import item_metadata_snapshot
-from recsite.changes import feed
+from recsite.changes import VersionedCache, feed
 
 if TYPE_CHECKING:
     from recommendations.engine.recommender import Recommender
@@ -430,14 +430,13 @@ os.register_at_fork(after_in_child=_reinit_locks_after_fork)
 
 @dataclass(frozen=True)
 class _RuleCache:
-    signature: str | tuple  # the rules' signature, or the change feed's version
+    signature: str
     rules: tuple[Rule, ...]
 
 
-_RULES_TABLE = BusinessRule._meta.db_table
-
-
 _rules_cache: _RuleCache | None = None
+# While the change feed is live: the rules as of the last notified write.
+_feed_rules = VersionedCache(BusinessRule._meta.db_table, 1)
 
 
 def business_rules_current(signature: str | None = None) -> list[Rule]:
@@ -454,14 +453,9 @@ def business_rules_current(signature: str | None = None) -> list[Rule]:
     # trigger fires on those as well.
     if signature is None:
         if feed.live():
-            version = ("feed", feed.version(_RULES_TABLE))  # read before the rows
-            entry = _rules_cache
-            if entry is not None and entry.signature == version:
-                return list(entry.rules)
-            rules = tuple(business_rules_active())
-            if feed.live():
-                _rules_cache = _RuleCache(version, rules)
-            return list(rules)
+            return list(
+                _feed_rules.get("rules", lambda: tuple(business_rules_active()))
+            )
         signature = business_rules_signature()
     entry = _rules_cache
     if entry is not None and entry.signature == signature:
@@ -475,6 +469,7 @@ def rules_cache_clear() -> None:
     """Forget this process's cached rules (the next request reloads them)."""
     global _rules_cache
     _rules_cache = None
+    _feed_rules.clear()
 
 
 def _type_weights() -> dict[int, float]:
@@ -868,7 +863,7 @@ def _rank(
         # first page's worth and the items their reasons name).
         if catalog is not None:
             rows = catalog.rows(sorted(set(pks) | pins | reason_pks), now=now)
-            states = {pk: (None, row.visible) for pk, row in rows.items()}
+            states = None  # `_item_rows` below reads the catalog too
         else:
             if labels_needed:
                 expected = set(asked) | reason_pks

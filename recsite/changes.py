@@ -51,8 +51,9 @@ RECONNECT_S = (0.5, 1.0, 2.0, 5.0)
 IDLE_PING_S = 30.0
 TICK_S = 0.5
 
-# Handler: (table, ids or None for "any row", the feed's connection or None when the
-# feed just went down) -> None. It runs in the feed's thread.
+# Handler: (table, ids or None for "any row", the feed's connection) -> None. It
+# runs in the feed's thread. Nothing is called when the feed goes down: every cache
+# is judged by `live()` and `version()`, and the connect hooks catch up.
 Handler = Callable[[str, "frozenset[int] | None", object], None]
 
 
@@ -120,8 +121,7 @@ class ChangeFeed:
         return self._epoch, self._counters.get(table, 0)
 
     def subscribe(self, table: str, handler: Handler) -> None:
-        """Call `handler` for every change to `table` (in the feed's thread), and
-        with ids None and connection None when the feed goes down."""
+        """Call `handler` for every change to `table` (in the feed's thread)."""
         with self._lock:
             self._handlers.setdefault(table, []).append(handler)
 
@@ -221,7 +221,6 @@ class ChangeFeed:
             finally:
                 with self._lock:
                     self._set_down()
-                self._dispatch_down()
                 if conn is not None:
                     with contextlib.suppress(Exception):  # already broken
                         conn.close()
@@ -274,16 +273,35 @@ class ChangeFeed:
         self._connected = False
         self._epoch += 1
 
-    def _dispatch_down(self) -> None:
-        for table, handlers in list(self._handlers.items()):
-            for handler in list(handlers):
-                try:
-                    handler(table, None, None)
-                except Exception:
-                    logger.exception("change feed handler for %s failed", table)
-
 
 feed = ChangeFeed()
+
+
+class VersionedCache:
+    """Values read from one table, used while the feed is live and no write to the
+    table has been notified since they were read; read through on every call
+    otherwise. Bounded: emptied when full."""
+
+    def __init__(self, table: str, max_entries: int) -> None:
+        self.table = table
+        self.max_entries = max_entries
+        self.data: dict = {}
+
+    def get(self, key, read: Callable[[], object]):
+        if not feed.live():
+            return read()
+        version = feed.version(self.table)  # before the read: a later write wins
+        entry = self.data.get(key)
+        if entry is not None and entry[0] == version:
+            return entry[1]
+        value = read()
+        if len(self.data) >= self.max_entries:
+            self.data.clear()
+        self.data[key] = (version, value)
+        return value
+
+    def clear(self) -> None:
+        self.data.clear()
 
 
 def _after_fork_in_child() -> None:

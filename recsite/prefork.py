@@ -36,6 +36,8 @@ import signal
 import threading
 import time
 
+from recsite.memory import trim_heap
+
 RELOAD_ENV = "GUNICORN_RELOAD_ON_ACTIVATION"
 PRELOAD_ENV = "GUNICORN_PRELOAD_MODEL"
 # The watcher never checks more often than this (test settings use
@@ -187,26 +189,22 @@ def _release_freed_memory() -> None:
     gc.collect()
     if frozen:
         gc.freeze()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        pass
+    trim_heap()
 
 
-def _refresh_catalog() -> None:
-    """Read the item catalog again before re-forking, so the new workers share a
-    fresh snapshot and catch up on little (recommendations/catalog.py)."""
+def preload_catalog(log=None) -> None:
+    """Read the item catalog in the master (recommendations/catalog.py), so the
+    workers forked next share its arrays and only catch up on what changed since:
+    at start (gunicorn.conf.py) and before re-forking for a new model.
+    GUNICORN_PRELOAD_CATALOG=0: each worker reads its own."""
     if os.environ.get("GUNICORN_PRELOAD_CATALOG", "1") == "0":
         return
     from recommendations.catalog import catalog
 
-    with _lock:  # no fork while its connection is open
-        try:
-            catalog.preload()
-        except Exception:  # noqa: BLE001 - the workers read their own
-            _log.warning("item catalog could not be preloaded", exc_info=True)
+    try:
+        catalog.preload()
+    except Exception:  # noqa: BLE001 - the workers read their own
+        (log or _log).warning("item catalog could not be preloaded", exc_info=True)
 
 
 def _reload_needed(loaded: int | None, now: float) -> bool:
@@ -234,7 +232,8 @@ def _run(master_pid: int) -> None:
             now = time.monotonic()
             if _reload_needed(loaded, now):
                 if loaded != previous:
-                    _refresh_catalog()
+                    with _lock:  # no fork while its connection is open
+                        preload_catalog()
                     _release_freed_memory()
                 _log.info(
                     "model version %s loaded by the master (workers serve %s): "

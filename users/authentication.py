@@ -8,7 +8,7 @@ from django.db import DatabaseError, connection, transaction
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from recsite.changes import feed
+from recsite.changes import VersionedCache
 from recsite.lookups import fetch_prepared
 from users.models import ApiKey
 
@@ -34,25 +34,15 @@ _KEY_SQL = (
 # Keys looked up by this process, kept while the change feed is live and no write
 # to the key table was notified since (recsite/changes.py): a revoked key is refused
 # as soon as its notification arrives, milliseconds after the revocation commits.
-# Unknown keys are kept too (a key created later is a write to the table). Bounded:
-# emptied when full.
-_KEY_TABLE = ApiKey._meta.db_table
+# Unknown keys are kept too (a key created later is a write to the table).
 _KEY_CACHE_MAX = 10_000
-_key_cache: dict[str, tuple[tuple[int, int], tuple | None]] = {}
+_key_cache = VersionedCache(ApiKey._meta.db_table, _KEY_CACHE_MAX)
 
 
 def _key_row(hashed: str) -> tuple | None:
-    if not feed.live():
-        return fetch_prepared("recsite_api_key", _KEY_SQL, [hashed], one=True)
-    version = feed.version(_KEY_TABLE)  # before the read: a later write invalidates
-    entry = _key_cache.get(hashed)
-    if entry is not None and entry[0] == version:
-        return entry[1]
-    row = fetch_prepared("recsite_api_key", _KEY_SQL, [hashed], one=True)
-    if len(_key_cache) >= _KEY_CACHE_MAX:
-        _key_cache.clear()
-    _key_cache[hashed] = (version, row)
-    return row
+    return _key_cache.get(
+        hashed, lambda: fetch_prepared("recsite_api_key", _KEY_SQL, [hashed], one=True)
+    )
 
 
 def key_cache_clear() -> None:
