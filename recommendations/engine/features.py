@@ -116,19 +116,26 @@ class AttributeEncoder:
     def encode(self, attrs: dict | None) -> tuple[list[int], list[float]]:
         """Column offsets and weights for one attribute dict."""
         cols: list[int] = []
+        numeric, cat_index = self.numeric, self._cat_index
         for key, value in (attrs or {}).items():
             if value is None:
                 continue
-            if key in self.numeric and _is_number(value):
+            kind = type(value)
+            if kind is str:  # the common case first: _cat_value of a str
+                col = cat_index.get((key, value.strip().lower()))
+                if col is not None:
+                    cols.append(col)
+                continue
+            if key in numeric and (kind is float or kind is int or _is_number(value)):
                 if not math.isfinite(float(value)):
                     continue
                 # bisect_left == np.searchsorted(side="left"), without the array
-                bucket = bisect.bisect_left(self.numeric[key], float(value))
+                bucket = bisect.bisect_left(numeric[key], float(value))
                 cols.append(self._num_offset[key] + bucket)
                 continue
             values = value if isinstance(value, (list, tuple)) else [value]
             for v in values:
-                col = self._cat_index.get((key, _cat_value(v)))
+                col = cat_index.get((key, _cat_value(v)))
                 if col is not None:
                     cols.append(col)
         return cols, [1.0] * len(cols)
@@ -153,6 +160,18 @@ class AttributeEncoder:
     def from_state(cls, state: dict) -> AttributeEncoder:
         """Inverse of `to_state`."""
         return cls(state["numeric"], state["categorical"])
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """`np.unique(values)` by sorting: NumPy 2's hash-based unique takes 1.5 s on the
+    2.65M (text, word) keys of 100,000 items, mostly distinct; a sort takes 0.03 s."""
+    if values.size == 0:
+        return values
+    ordered = np.sort(values)
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def _count(pair: tuple[str, int]) -> int:
@@ -209,7 +228,7 @@ class TextEncoder:
         ids, doc = ids[ok], doc[ok]
         n_terms = len(terms)
         tfs = np.bincount(ids, minlength=n_terms).astype(np.float32)
-        dfs = np.bincount(np.unique(doc * n_terms + ids) % n_terms, minlength=n_terms)
+        dfs = np.bincount(_distinct(doc * n_terms + ids) % n_terms, minlength=n_terms)
         high = 0.5 * n_docs if n_docs >= 20 else 1.0 * n_docs
         low = 2 if n_docs >= 20 else 1
         mask = (dfs <= high) & (dfs >= low)
