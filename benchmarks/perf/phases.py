@@ -4,6 +4,7 @@ a phase that cannot run (its code has not landed, or it failed) says why."""
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import random
@@ -1241,28 +1242,21 @@ def _graft_users(ctx: Context, artifact: str, n_users: int) -> str:
         return artifact
     ctx.say(f"memory: adding {extra:,} users to the model and the database")
     name = f"{artifact_store.artifact_name(artifact)}-mem{n_users}"
-    existing = EndUser.objects.filter(external_id__startswith="mem-user-").count()
-    if existing == extra and artifact_store.artifact_exists(name=name):
-        # a kept database (--reuse-db) and its work dir: the same graft (same seed)
-        return name
-    if existing != extra:
-        conn = db.connect(ctx.db_url)
-        with conn.cursor() as cur:
-            import io
-
-            cur.execute(
-                "DELETE FROM users_enduser WHERE external_id LIKE 'mem-user-%'"
-            )
-            buf = io.StringIO(
-                "".join(f"mem-user-{i}\t{{}}\tnow\tnow\n" for i in range(extra))
-            )
-            cur.copy_expert(
-                "COPY users_enduser (external_id, attributes, created_at, updated_at) "
-                "FROM STDIN",
-                buf,
-            )
-        conn.commit()
-        conn.close()
+    # The graft's users are dropped again at the end of the memory section; a run
+    # that died before that left them: start from none.
+    conn = db.connect(ctx.db_url)
+    with conn.cursor() as cur:
+        cur.execute(GRAFTED_USERS)
+        buf = io.StringIO(
+            "".join(f"mem-user-{i}\t{{}}\tnow\tnow\n" for i in range(extra))
+        )
+        cur.copy_expert(
+            "COPY users_enduser (external_id, attributes, created_at, updated_at) "
+            "FROM STDIN",
+            buf,
+        )
+    conn.commit()
+    conn.close()
     new_pks = np.array(
         EndUser.objects.filter(external_id__startswith="mem-user-")
         .order_by("id")
@@ -1283,6 +1277,19 @@ def _graft_users(ctx: Context, artifact: str, n_users: int) -> str:
     directory = artifact_store.artifact_staging_dir(name=name)
     save_artifacts(bundle, directory)
     return artifact_store.artifact_publish(source_dir=directory, name=name)
+
+
+GRAFTED_USERS = "DELETE FROM users_enduser WHERE external_id LIKE 'mem-user-%'"
+
+
+def _drop_grafted_users(ctx: Context) -> None:
+    conn = db.connect(ctx.db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(GRAFTED_USERS)
+        conn.commit()
+    finally:
+        conn.close()
 
 
 def _activate_artifacts(artifact: str) -> int:
@@ -1413,6 +1420,10 @@ def phase_memory(ctx: Context) -> dict:
         served = ModelVersion.objects.filter(pk=served_pk).first()
         if served is not None and served.status != ModelVersion.Status.ACTIVE:
             model_version_activate(version=served)
+        # ... and trains on the data the run loaded: without this, a later
+        # `--reuse-db --only train` would fit 1M users (the grafted ones have no
+        # interactions, but they are users of the catalog all the same).
+        _drop_grafted_users(ctx)
     worst = max(per_worker.values())
     return {
         "status": "ok",
