@@ -1330,6 +1330,7 @@ def phase_memory(ctx: Context) -> dict:
             "no active model version (training did not run or failed)", target
         )
     from recommendations.models import ModelVersion
+    from users.models import EndUser
 
     source_pk = (
         ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)
@@ -1484,6 +1485,9 @@ def phase_memory(ctx: Context) -> dict:
         )
         .values_list("pk", flat=True)
         .first(),
+        "grafted_users_left": EndUser.objects.filter(
+            external_id__startswith="mem-user-"
+        ).count(),
     }
 
 

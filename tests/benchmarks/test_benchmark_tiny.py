@@ -76,6 +76,8 @@ def test_tiny_benchmark_writes_a_report_with_all_sections(tmp_path):
     assert "Profile (top of the hot path):" in text
     # the memory section leaves the served (trained) version active, not its copy
     assert results["memory"]["active_after"] == results["memory"]["served_version"]
+    # ... and drops the users it grafted, so a kept database trains on the run's data
+    assert results["memory"]["grafted_users_left"] == 0
     # the serving floor: every layer answered under load, with no refusals (the probe
     # before the load checked the status and the body), at both connection counts
     floor = results["floor"]
