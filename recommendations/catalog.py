@@ -338,7 +338,6 @@ class _State:
     external: dict  # external id -> pk | None, for the changed items
     category_names: dict
     tag_names: dict
-    loaded_at: float
     # Memo of label_tuple; a new state (`replace`) starts an empty one.
     _names: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
@@ -523,7 +522,6 @@ class Catalog:
             external={},
             category_names=categories,
             tag_names=tags,
-            loaded_at=time.time(),
         )
         del builder
         trim_heap()  # the rows as read, about twice the arrays (feed thread's arena)

@@ -106,7 +106,6 @@ class ChangeFeed:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.last_error: str | None = None
-        self.notifications = 0
 
     # ---------------------------------------------------------------- consumers
 
@@ -252,7 +251,6 @@ class ChangeFeed:
             payloads = [n.payload for n in conn.notifies]
             del conn.notifies[:]
             changes = [c for p in payloads if (c := Change.parse(p)) is not None]
-            self.notifications += len(payloads)
             for change in merge_changes(changes):
                 with self._lock:
                     self._counters[change.table] = (

@@ -1241,7 +1241,6 @@ def _graft_users(ctx: Context, artifact: str, n_users: int) -> str:
     if extra <= 0:
         return artifact
     ctx.say(f"memory: adding {extra:,} users to the model and the database")
-    name = f"{artifact_store.artifact_name(artifact)}-mem{n_users}"
     # The graft's users are dropped again at the end of the memory section; a run
     # that died before that left them: start from none.
     conn = db.connect(ctx.db_url)
@@ -1273,6 +1272,7 @@ def _graft_users(ctx: Context, artifact: str, n_users: int) -> str:
     bundle.user_biases = np.concatenate(
         [bundle.user_biases, np.zeros(extra, dtype=np.float32)]
     )
+    name = f"{artifact_store.artifact_name(artifact)}-mem{n_users}"
     artifact_store.artifact_delete(name=name)  # a past run's (other user pks), if any
     directory = artifact_store.artifact_staging_dir(name=name)
     save_artifacts(bundle, directory)

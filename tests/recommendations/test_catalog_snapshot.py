@@ -58,7 +58,6 @@ def test_label_names_are_sorted_and_unknown_ids_dropped():
         external={},
         category_names={1: "zeta", 2: "alpha"},
         tag_names={5: "t"},
-        loaded_at=0.0,
     )
     assert state.label_tuple("c", (1, 2, 3)) == ("alpha", "zeta")
     assert state.label_tuple("t", (5,)) == ("t",)
